@@ -1,0 +1,31 @@
+"""Audit trail: records, queries and stores (memory, SQLite, Redis)."""
+
+from acteon.audit._base import AuditStore
+from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, tenant_covered_by
+from acteon.audit._open import open_audit_store
+from acteon.audit.memory import MemoryAuditStore
+
+__all__ = [
+    "AuditPage",
+    "AuditQuery",
+    "AuditRecord",
+    "AuditStore",
+    "Cursor",
+    "MemoryAuditStore",
+    "RedisAuditStore",
+    "SQLiteAuditStore",
+    "open_audit_store",
+    "tenant_covered_by",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "SQLiteAuditStore":
+        from acteon.audit.sqlite import SQLiteAuditStore
+
+        return SQLiteAuditStore
+    if name == "RedisAuditStore":
+        from acteon.audit.redis import RedisAuditStore
+
+        return RedisAuditStore
+    raise AttributeError(name)

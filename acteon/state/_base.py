@@ -164,6 +164,41 @@ class StateStore(_ClockHolder, ABC):
     async def get_ready_chains(self, now_ms: int) -> list[str]:
         """Canonical keys with ``ready_at_ms <= now_ms``, ordered by (ms, key)."""
 
+    # ---------------------------------------------------------------- dispatch fast paths
+    #
+    # The gateway takes a per-action dispatch lock and then usually makes one
+    # state change (a dedup marker or a throttle counter). Backends with a
+    # network hop (Redis) override these to do both in one round trip; the
+    # defaults below are correct for every backend.
+
+    async def claim_and_check_and_set(
+        self, lock_name: str, lock_ttl: float, key: KeyLike, value: str, ttl: float | None = None
+    ) -> tuple[LockGuard | None, bool]:
+        """Try the lock once; if taken, :meth:`check_and_set`. ``(None, False)`` if the lock is busy."""
+        guard = await self.distributed_lock().try_acquire(lock_name, lock_ttl)
+        if guard is None:
+            return None, False
+        try:
+            created = await self.check_and_set(key, value, ttl)
+        except BaseException:
+            await guard.release()
+            raise
+        return guard, created
+
+    async def claim_and_increment_window(
+        self, lock_name: str, lock_ttl: float, key: KeyLike, delta: int, expires_at_ms: int
+    ) -> tuple[LockGuard | None, int]:
+        """Try the lock once; if taken, :meth:`increment_window`. ``(None, 0)`` if the lock is busy."""
+        guard = await self.distributed_lock().try_acquire(lock_name, lock_ttl)
+        if guard is None:
+            return None, 0
+        try:
+            count = await self.increment_window(key, delta, expires_at_ms)
+        except BaseException:
+            await guard.release()
+            raise
+        return guard, count
+
     # ---------------------------------------------------------------- maintenance
 
     async def sweep_expired(self) -> int:
@@ -180,6 +215,12 @@ class LockGuard(ABC):
     @abstractmethod
     async def release(self) -> bool:
         """Owner-checked release; ``False`` if this guard no longer held the lock."""
+
+    async def release_deferred(self) -> None:
+        """Release without waiting for the backend's reply where the backend can
+        (Redis sends it with the next batch of commands, and on close). The lock
+        is still released on every path; only the wait is saved. Default: :meth:`release`."""
+        await self.release()
 
     @abstractmethod
     async def extend(self, ttl: float) -> None:

@@ -44,12 +44,30 @@ from acteon._exceptions import (
     StateTimeout,
     UsageError,
 )
+from acteon._caller import Caller
+from acteon._events import EventFilter, StreamEvent, Subscription
+from acteon._executor import ExecutorConfig
+from acteon._gateway import AsyncGateway
 from acteon._response import ProviderResponse
-from acteon.outcomes import Outcome
+from acteon._retry import RetryStrategy
+from acteon._settings import ExecutorSettings, GatewayConfig
+from acteon._sync import Gateway
+from acteon.outcomes import Outcome, OutcomeFailure
 
 __all__ = [
     "ActeonError",
     "Action",
+    "AsyncGateway",
+    "Caller",
+    "EventFilter",
+    "ExecutorConfig",
+    "ExecutorSettings",
+    "Gateway",
+    "GatewayConfig",
+    "OutcomeFailure",
+    "RetryStrategy",
+    "StreamEvent",
+    "Subscription",
     "ApprovalAlreadyDecided",
     "ApprovalNotFound",
     "AuditError",

@@ -1,0 +1,175 @@
+"""Build a gateway from a TOML or YAML config file (sections as in server-api.md §5).
+
+::
+
+    [state]
+    url = "sqlite:///acteon-state.db"      # or backend = "memory" / "redis" + url
+    [audit]
+    enabled = true
+    url = "sqlite:///acteon-audit.db"
+    store_payload = true
+    ttl_seconds = 2592000                  # omit to keep records forever (D20)
+    [rules]
+    directory = "rules"                    # or files = ["a.yaml", "b.cel"]
+    default_timezone = "UTC"
+    [executor]
+    max_retries = 3
+    timeout_seconds = 30
+    max_concurrent = 10
+    dlq_enabled = true
+    [environment]
+    region = "eu"
+    [[providers]]
+    name = "email"
+    type = "webhook"
+    url = "http://localhost:9999/hook"
+    [gateway]                              # any other GatewayConfig field
+    external_url = "https://acteon.example.com"
+
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from acteon._exceptions import ConfigurationError
+from acteon._settings import ExecutorSettings, GatewayConfig
+
+_KNOWN_SECTIONS = {
+    "state", "audit", "rules", "executor", "providers", "environment", "gateway", "server",
+    "background", "chains", "circuit_breaker", "quotas", "ui", "auth", "rate_limit", "telemetry",
+    "llm_guardrail", "embedding", "state_machines",
+}
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a ``.toml``, ``.yaml`` or ``.yml`` file into a dict."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {p}: {exc}") from exc
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"invalid config file {p}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"config file {p} must hold a table/mapping at the top level")
+    return data
+
+
+def _resolve_url(url: str, base: Path) -> str:
+    """Make ``sqlite:///relative.db`` relative to the config file's folder."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///"):]
+        return "sqlite:////" + str((base / rel).resolve()).lstrip("/")
+    return url
+
+
+def _store_url(section: Mapping[str, Any], name: str, base: Path) -> str:
+    url = section.get("url")
+    backend = section.get("backend")
+    if url is None:
+        if backend in (None, "memory"):
+            return "memory://"
+        if backend == "sqlite":
+            path = section.get("path", f"acteon-{name}.db")
+            return _resolve_url(f"sqlite:///{path}", base)
+        raise ConfigurationError(f"[{name}] backend '{backend}' needs a 'url'")
+    if not isinstance(url, str):
+        raise ConfigurationError(f"[{name}] url must be a string")
+    if backend is not None and not url.startswith(str(backend)):
+        raise ConfigurationError(f"[{name}] backend '{backend}' does not match url {url!r}")
+    return _resolve_url(url, base)
+
+
+def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a config file or dict into ``AsyncGateway`` keyword arguments."""
+    if isinstance(source, Mapping):
+        data = dict(source)
+        base = Path.cwd()
+    else:
+        data = read_config_file(source)
+        base = Path(source).resolve().parent
+    unknown = set(data) - _KNOWN_SECTIONS
+    if unknown:
+        raise ConfigurationError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+
+    from acteon.audit._open import open_audit_store
+    from acteon.providers._registry import build_provider
+    from acteon.rules import RuleSet, load_rules, load_rules_dir
+    from acteon.state._open import open_state_store
+
+    owned: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+    settings: dict[str, Any] = dict(data.get("gateway") or {})
+    if "executor" in data:
+        try:
+            settings["executor"] = ExecutorSettings.model_validate(data["executor"])
+        except ValidationError as exc:
+            raise ConfigurationError(f"[executor]: {exc}") from exc
+    if "environment" in data:
+        settings["environment"] = {str(k): str(v) for k, v in dict(data["environment"]).items()}
+    rules_cfg = dict(data.get("rules") or {})
+    if rules_cfg.get("default_timezone") is not None:
+        settings["default_timezone"] = rules_cfg["default_timezone"]
+    audit_cfg = dict(data.get("audit") or {})
+    if "store_payload" in audit_cfg:
+        settings["audit_store_payload"] = bool(audit_cfg["store_payload"])
+    if audit_cfg.get("ttl_seconds") is not None:
+        settings["audit_ttl_seconds"] = int(audit_cfg["ttl_seconds"])
+    server_cfg = dict(data.get("server") or {})
+    if server_cfg.get("external_url"):
+        settings.setdefault("external_url", server_cfg["external_url"])
+    try:
+        kwargs["config"] = GatewayConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid gateway settings: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid default_timezone: {exc}") from exc
+
+    state_cfg = dict(data.get("state") or {})
+    state = open_state_store(_store_url(state_cfg, "state", base))
+    owned.append(state)
+    kwargs["state"] = state
+    if audit_cfg.get("enabled", bool(audit_cfg)):
+        audit = open_audit_store(_store_url(audit_cfg, "audit", base))
+        owned.append(audit)
+        kwargs["audit"] = audit
+
+    ruleset = RuleSet()
+    rules_source: Path | None = None
+    if rules_cfg.get("directory"):
+        rules_source = (base / str(rules_cfg["directory"])).resolve()
+        ruleset = load_rules_dir(rules_source)
+    for file in rules_cfg.get("files") or []:
+        ruleset = RuleSet.merge(ruleset, load_rules((base / str(file)).resolve()))
+    kwargs["rules"] = ruleset
+
+    providers = []
+    names: set[str] = set()
+    for spec in data.get("providers") or []:
+        if not isinstance(spec, Mapping):
+            raise ConfigurationError("each [[providers]] entry must be a table")
+        provider = build_provider(dict(spec))
+        if provider.name in names:
+            raise ConfigurationError(f"provider '{provider.name}' is defined twice")
+        names.add(provider.name)
+        providers.append(provider)
+        owned.append(provider)
+    kwargs["providers"] = providers
+    kwargs["_owned_resources"] = owned
+    kwargs["_rules_source"] = rules_source
+    return kwargs

@@ -1,0 +1,181 @@
+"""Outcome and lifecycle events for ``gw.events()`` subscribers.
+
+Publishing never blocks dispatch: each subscriber has a bounded buffer, and a
+subscriber that falls behind loses the oldest events and receives one
+``lagged`` marker saying how many it missed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from acteon._timefmt import format_rfc3339
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (version 7): 48-bit ms timestamp, then random bits."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80 | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """One event. ``data`` holds the type-specific fields (``outcome``, ``provider``, ...)."""
+
+    type: str
+    timestamp: datetime
+    namespace: str = ""
+    tenant: str = ""
+    action_type: str | None = None
+    action_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=uuid7)
+    outcome_kind: str | None = None
+    group_id: str | None = None
+    chain_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Upstream's flattened, type-tagged JSON form."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "timestamp": format_rfc3339(self.timestamp),
+            "type": self.type,
+        }
+        out.update(self.data)
+        out["namespace"] = self.namespace
+        out["tenant"] = self.tenant
+        if self.action_type is not None:
+            out["action_type"] = self.action_type
+        if self.action_id is not None:
+            out["action_id"] = self.action_id
+        return out
+
+
+@dataclass(slots=True)
+class EventFilter:
+    """Which events a subscriber wants; ``None`` fields match everything."""
+
+    namespace: str | None = None
+    tenant: str | None = None
+    action_type: str | None = None
+    outcome: str | None = None
+    event_type: str | None = None
+    action_id: str | None = None
+    group_id: str | None = None
+    chain_id: str | None = None
+
+    def matches(self, event: StreamEvent) -> bool:
+        if event.type == "lagged":
+            return True
+        return (
+            (self.namespace is None or event.namespace == self.namespace)
+            and (self.tenant is None or event.tenant == self.tenant)
+            and (self.action_type is None or event.action_type == self.action_type)
+            and (self.outcome is None or event.outcome_kind == self.outcome)
+            and (self.event_type is None or event.type == self.event_type)
+            and (self.action_id is None or event.action_id == self.action_id)
+            and (self.group_id is None or event.group_id == self.group_id)
+            and (self.chain_id is None or event.chain_id == self.chain_id)
+        )
+
+
+class _Subscriber:
+    __slots__ = ("buffer", "capacity", "filter", "missed", "wakeup")
+
+    def __init__(self, flt: EventFilter, capacity: int) -> None:
+        self.filter = flt
+        self.capacity = capacity
+        self.buffer: deque[StreamEvent] = deque()
+        self.missed = 0
+        self.wakeup = anyio.Event()
+
+    def offer(self, event: StreamEvent) -> None:
+        if not self.filter.matches(event):
+            return
+        if len(self.buffer) >= self.capacity:
+            self.buffer.popleft()
+            self.missed += 1
+        self.buffer.append(event)
+        self.wakeup.set()
+
+
+class Subscription:
+    """An ``async for`` stream of events. Registered as soon as it is created, so
+    events published after ``gw.events()`` returns are never missed; close it
+    (``aclose()`` or ``async with``) to unsubscribe."""
+
+    def __init__(self, bus: EventBus, flt: EventFilter) -> None:
+        self._bus = bus
+        self._sub = _Subscriber(flt, bus.buffer_size)
+        bus._subscribers.append(self._sub)
+        self._closed = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        sub = self._sub
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            if sub.missed:
+                missed, sub.missed = sub.missed, 0
+                return StreamEvent("lagged", self._bus.now(), data={"skipped": missed})
+            if sub.buffer:
+                return sub.buffer.popleft()
+            sub.wakeup = anyio.Event()
+            await sub.wakeup.wait()
+
+    def get_nowait(self) -> StreamEvent | None:
+        """The next buffered event, or ``None`` when nothing is waiting."""
+        sub = self._sub
+        if sub.missed:
+            missed, sub.missed = sub.missed, 0
+            return StreamEvent("lagged", self._bus.now(), data={"skipped": missed})
+        return sub.buffer.popleft() if sub.buffer else None
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._sub.wakeup.set()
+            if self._sub in self._bus._subscribers:
+                self._bus._subscribers.remove(self._sub)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class EventBus:
+    """Fan-out of events to subscribers. ``publish`` is synchronous and O(subscribers)."""
+
+    def __init__(self, buffer_size: int = 1024, now: Callable[[], datetime] | None = None) -> None:
+        self.buffer_size = buffer_size
+        self._subscribers: list[_Subscriber] = []
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
+
+    def publish(self, event: StreamEvent) -> None:
+        for sub in self._subscribers:
+            sub.offer(event)
+
+    def subscribe(self, flt: EventFilter | None = None) -> Subscription:
+        return Subscription(self, flt or EventFilter())

@@ -1,0 +1,193 @@
+"""Management methods of the gateway: rules, providers, audit, DLQ, events, health.
+
+Kept apart from the dispatch pipeline so each file holds one idea; mixed into
+``AsyncGateway``, whose attributes these methods use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from acteon._action import Action
+from acteon._dlq import DeadLetter
+from acteon._events import EventFilter, Subscription
+from acteon._exceptions import ConfigurationError, UsageError
+from acteon._metrics import GatewayMetrics
+from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
+from acteon.providers._base import Provider
+from acteon.rules import EvaluationTrace, RuleSet, load_rules, load_rules_dir
+
+if TYPE_CHECKING:
+    from acteon._gateway import AsyncGateway
+
+
+class ManagementMixin:
+    """Everything on the gateway that is not ``dispatch``."""
+
+    metrics: GatewayMetrics
+
+    def _init_management(self) -> None:
+        self.metrics = GatewayMetrics()
+
+    # ------------------------------------------------------------------ rules
+
+    @property
+    def rules(self: AsyncGateway) -> RuleSet:
+        """The active rule set (sorted by priority)."""
+        return self._rules
+
+    def reload_rules(self: AsyncGateway, rules: RuleSet | str | os.PathLike[str] | None = None) -> int:
+        """Replace the rule set atomically; returns the number of rules.
+
+        ``rules`` may be a ``RuleSet``, a file, a directory or YAML text; ``None``
+        reloads from the directory or file the gateway was configured with. A
+        load error raises ``RuleLoadError`` and keeps the current set (D10).
+        """
+        if rules is None:
+            source = getattr(self, "_rules_source", None)
+            if source is None:
+                raise UsageError("reload_rules() without arguments needs a configured rules path")
+            rules = source
+        if isinstance(rules, RuleSet):
+            new = rules
+        else:
+            path = os.fspath(rules)
+            if os.path.isdir(path):
+                new = load_rules_dir(path)
+            elif os.path.exists(path):
+                new = load_rules(path)
+            else:
+                new = load_rules(str(rules))
+        self._rules = new
+        return len(new)
+
+    def enable_rule(self: AsyncGateway, name: str) -> bool:
+        """Enable the first rule with this name; ``False`` if there is none."""
+        return self._rules.enable_rule(name)
+
+    def disable_rule(self: AsyncGateway, name: str) -> bool:
+        """Disable the first rule with this name; ``False`` if there is none."""
+        return self._rules.disable_rule(name)
+
+    async def evaluate_rules(
+        self: AsyncGateway,
+        action: Action | Mapping[str, Any],
+        *,
+        include_disabled: bool = False,
+        evaluate_all: bool = False,
+        evaluate_at: datetime | None = None,
+        mock_state: Mapping[str, str] | None = None,
+    ) -> EvaluationTrace:
+        """Rule playground: the evaluation trace (rules.md §10). Never writes or executes."""
+        if type(action) is not Action:
+            action = self._coerce_action(action)
+        state: Any = self._state
+        if mock_state:
+            state = _OverlayState(dict(mock_state), self._state)
+        return await self._rules.aevaluate_with_trace(
+            action,
+            include_disabled=include_disabled,
+            evaluate_all=evaluate_all,
+            now=evaluate_at or self._clock.now(),
+            state=state,
+            env=self._env,
+            timezone=self._tz,
+        )
+
+    # ------------------------------------------------------------------ providers
+
+    @property
+    def providers(self: AsyncGateway) -> dict[str, Provider]:
+        """Registered providers by name (a copy)."""
+        return dict(self._providers)
+
+    def register_provider(self: AsyncGateway, provider: Provider) -> None:
+        """Add or replace a provider."""
+        if not provider.name:
+            raise ConfigurationError(f"provider {provider!r} has no name")
+        self._providers[provider.name] = provider
+
+    async def provider_health(self: AsyncGateway) -> list[dict[str, Any]]:
+        """``[{provider, healthy, error?}]`` in name order (checks run one after another)."""
+        out: list[dict[str, Any]] = []
+        for name in sorted(self._providers):
+            try:
+                await self._providers[name].health_check()
+                out.append({"provider": name, "healthy": True})
+            except Exception as exc:  # a health check may fail in any way; report it
+                out.append({"provider": name, "healthy": False, "error": str(exc)})
+        return out
+
+    # ------------------------------------------------------------------ audit
+
+    async def audit_query(self: AsyncGateway, query: AuditQuery | Mapping[str, Any] | None = None) -> AuditPage:
+        """Query the audit trail (filters, sorting and cursor pagination of state-audit.md B2-B4)."""
+        store = self._require_audit()
+        if query is None:
+            query = AuditQuery()
+        elif not isinstance(query, AuditQuery):
+            query = AuditQuery.from_params(dict(query))
+        return await store.query(query)
+
+    async def audit_get(self: AsyncGateway, action_id: str) -> AuditRecord | None:
+        """The most recent audit record of an action."""
+        return await self._require_audit().get_by_action_id(action_id)
+
+    def _require_audit(self: AsyncGateway) -> Any:
+        if self._audit is None:
+            raise UsageError("audit is not enabled on this gateway")
+        return self._audit
+
+    # ------------------------------------------------------------------ dead-letter queue
+
+    def dlq_enabled(self: AsyncGateway) -> bool:
+        return self._dlq is not None
+
+    def dlq_list(self: AsyncGateway) -> list[DeadLetter]:
+        """Dead letters in arrival order (empty when the DLQ is disabled)."""
+        return [] if self._dlq is None else self._dlq.list()
+
+    def dlq_drain(self: AsyncGateway) -> list[DeadLetter]:
+        """Remove and return every dead letter."""
+        return [] if self._dlq is None else self._dlq.drain()
+
+    # ------------------------------------------------------------------ events
+
+    def events(
+        self: AsyncGateway,
+        filter: EventFilter | None = None,
+        *,
+        namespace: str | None = None,
+        tenant: str | None = None,
+        action_type: str | None = None,
+        outcome: str | None = None,
+        event_type: str | None = None,
+        action_id: str | None = None,
+    ) -> Subscription:
+        """Subscribe to outcome and lifecycle events: ``async for event in gw.events(...)``.
+
+        The subscription starts at once; close it with ``aclose()`` or ``async with``.
+        """
+        if filter is None:
+            filter = EventFilter(namespace, tenant, action_type, outcome, event_type, action_id)
+        return self._events.subscribe(filter)
+
+
+class _OverlayState:
+    """Playground ``mock_state``: an override matches the canonical key or its id part."""
+
+    def __init__(self, overrides: dict[str, str], inner: Any) -> None:
+        self._overrides = overrides
+        self._inner = inner
+
+    async def get(self, key: str) -> str | None:
+        if key in self._overrides:
+            return self._overrides[key]
+        ident = key.split(":", 3)[-1]
+        if ident in self._overrides:
+            return self._overrides[ident]
+        value: str | None = await self._inner.get(key)
+        return value

@@ -1,0 +1,310 @@
+"""``Gateway``: the blocking twin of ``AsyncGateway``.
+
+It owns one ``AsyncGateway`` running on an event loop in a private thread
+(an anyio blocking portal) and forwards every call to it, so there is one
+implementation of each behaviour and exceptions cross over unchanged. Use it
+from scripts, Django/Flask views and Celery tasks; async code should use
+``AsyncGateway`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from acteon._action import Action
+from acteon._caller import Caller
+from acteon._clock import Clock
+from acteon._dlq import DeadLetter
+from acteon._events import EventFilter, StreamEvent
+from acteon._exceptions import ActeonError, UsageError
+from acteon._gateway import AsyncGateway, ProvidersArg, RulesArg
+from acteon._metrics import GatewayMetrics
+from acteon._settings import GatewayConfig
+from acteon.audit._base import AuditStore
+from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
+from acteon.outcomes import Outcome
+from acteon.providers._base import Provider
+from acteon.rules import EvaluationTrace, RuleSet
+from acteon.state._base import StateStore
+
+T = TypeVar("T")
+
+
+class Gateway:
+    """Blocking gateway: ``with Gateway(...) as gw: gw.dispatch(action)``.
+
+    Takes exactly the keyword arguments of :class:`AsyncGateway`. Calls made
+    before ``with``/:meth:`start` start the loop thread on demand; :meth:`close`
+    stops it (calling it twice is harmless).
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: RulesArg = None,
+        state: StateStore | str | None = None,
+        audit: AuditStore | str | None = None,
+        providers: ProvidersArg = None,
+        config: GatewayConfig | Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+        background: bool = True,
+        chains: Sequence[Mapping[str, Any]] | None = None,
+        state_machines: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._async = AsyncGateway(
+            rules=rules,
+            state=state,
+            audit=audit,
+            providers=providers,
+            config=config,
+            clock=clock,
+            background=background,
+            chains=chains,
+            state_machines=state_machines,
+        )
+        self._stack = ExitStack()
+        self._portal: BlockingPortal | None = None
+        self._mutex = threading.Lock()
+
+    @classmethod
+    def _wrap(cls, inner: AsyncGateway) -> Self:
+        obj = cls.__new__(cls)
+        obj._async = inner
+        obj._stack = ExitStack()
+        obj._portal = None
+        obj._mutex = threading.Lock()
+        return obj
+
+    @classmethod
+    def from_config(cls, source: str | os.PathLike[str] | Mapping[str, Any], **overrides: Any) -> Self:
+        """Build from a TOML/YAML file or dict, like :meth:`AsyncGateway.from_config`."""
+        return cls._wrap(AsyncGateway.from_config(source, **overrides))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the loop thread and the gateway (``with`` does this)."""
+        with self._mutex:
+            if self._portal is not None:
+                return
+            portal = self._stack.enter_context(start_blocking_portal("asyncio"))
+            self._stack.enter_context(portal.wrap_async_context_manager(self._async))
+            self._portal = portal
+
+    def close(self) -> None:
+        """Stop the gateway (flushing the audit trail) and its loop thread."""
+        with self._mutex:
+            self._portal = None
+            self._stack.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._portal is None:
+            self.start()
+        portal = self._portal
+        if portal is None:  # pragma: no cover - start() sets it
+            raise UsageError("the gateway is closed")
+        try:
+            return portal.call(lambda: fn(*args, **kwargs))
+        except RuntimeError as exc:
+            if "event loop thread" in str(exc) or "same thread" in str(exc):
+                raise UsageError(
+                    "Gateway (blocking) was called from its own event-loop thread; "
+                    "use AsyncGateway in async code"
+                ) from exc
+            raise
+
+    async def _run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)
+
+    def _call_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        result: T = self._call(self._run_sync, fn, *args, **kwargs)
+        return result
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def async_gateway(self) -> AsyncGateway:
+        """The ``AsyncGateway`` this object drives."""
+        return self._async
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        return self._async.metrics
+
+    @property
+    def clock(self) -> Clock:
+        return self._async.clock
+
+    @property
+    def state(self) -> StateStore:
+        return self._async.state
+
+    @property
+    def audit(self) -> AuditStore | None:
+        return self._async.audit
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._async.rules
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return self._async.providers
+
+    @property
+    def config(self) -> GatewayConfig:
+        return self._async.config
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(
+        self, action: Action | Mapping[str, Any], *, dry_run: bool = False, caller: Caller | None = None
+    ) -> Outcome:
+        """Blocking :meth:`AsyncGateway.dispatch`: same arguments, result and errors."""
+        result: Outcome = self._call(self._async.dispatch, action, dry_run=dry_run, caller=caller)
+        return result
+
+    def dispatch_batch(
+        self,
+        actions: Sequence[Action | Mapping[str, Any]],
+        *,
+        dry_run: bool = False,
+        caller: Caller | None = None,
+    ) -> list[Outcome | ActeonError]:
+        """Blocking :meth:`AsyncGateway.dispatch_batch` (input order kept)."""
+        result: list[Outcome | ActeonError] = self._call(
+            self._async.dispatch_batch, actions, dry_run=dry_run, caller=caller
+        )
+        return result
+
+    def tick(self) -> dict[str, int]:
+        """Blocking :meth:`AsyncGateway.tick`."""
+        result: dict[str, int] = self._call(self._async.tick)
+        return result
+
+    # ------------------------------------------------------------------ management
+
+    def reload_rules(self, rules: RuleSet | str | os.PathLike[str] | None = None) -> int:
+        return self._call_sync(self._async.reload_rules, rules)
+
+    def enable_rule(self, name: str) -> bool:
+        return self._call_sync(self._async.enable_rule, name)
+
+    def disable_rule(self, name: str) -> bool:
+        return self._call_sync(self._async.disable_rule, name)
+
+    def evaluate_rules(
+        self,
+        action: Action | Mapping[str, Any],
+        *,
+        include_disabled: bool = False,
+        evaluate_all: bool = False,
+        evaluate_at: datetime | None = None,
+        mock_state: Mapping[str, str] | None = None,
+    ) -> EvaluationTrace:
+        result: EvaluationTrace = self._call(
+            self._async.evaluate_rules,
+            action,
+            include_disabled=include_disabled,
+            evaluate_all=evaluate_all,
+            evaluate_at=evaluate_at,
+            mock_state=mock_state,
+        )
+        return result
+
+    def register_provider(self, provider: Provider) -> None:
+        self._call_sync(self._async.register_provider, provider)
+
+    def provider_health(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(self._async.provider_health)
+        return result
+
+    def audit_query(self, query: AuditQuery | Mapping[str, Any] | None = None) -> AuditPage:
+        result: AuditPage = self._call(self._async.audit_query, query)
+        return result
+
+    def audit_get(self, action_id: str) -> AuditRecord | None:
+        result: AuditRecord | None = self._call(self._async.audit_get, action_id)
+        return result
+
+    def dlq_enabled(self) -> bool:
+        return self._async.dlq_enabled()
+
+    def dlq_list(self) -> list[DeadLetter]:
+        return self._call_sync(self._async.dlq_list)
+
+    def dlq_drain(self) -> list[DeadLetter]:
+        return self._call_sync(self._async.dlq_drain)
+
+    def events(
+        self,
+        filter: EventFilter | None = None,
+        *,
+        namespace: str | None = None,
+        tenant: str | None = None,
+        action_type: str | None = None,
+        outcome: str | None = None,
+        event_type: str | None = None,
+        action_id: str | None = None,
+    ) -> BlockingSubscription:
+        """Subscribe; iterate the returned object (blocking) or call ``get(timeout)``."""
+        sub = self._call_sync(
+            self._async.events,
+            filter,
+            namespace=namespace,
+            tenant=tenant,
+            action_type=action_type,
+            outcome=outcome,
+            event_type=event_type,
+            action_id=action_id,
+        )
+        return BlockingSubscription(self, sub)
+
+
+class BlockingSubscription:
+    """Blocking view of a subscription: ``for event in sub`` or ``sub.get(timeout=...)``."""
+
+    def __init__(self, gateway: Gateway, inner: Any) -> None:
+        self._gateway = gateway
+        self._inner = inner
+
+    def get(self, timeout: float | None = None) -> StreamEvent | None:
+        """The next event, waiting up to ``timeout`` seconds (``None`` = forever)."""
+        import anyio
+
+        async def next_event() -> StreamEvent | None:
+            with anyio.move_on_after(timeout):
+                event: StreamEvent = await self._inner.__anext__()
+                return event
+            return None
+
+        result: StreamEvent | None = self._gateway._call(next_event)
+        return result
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        while True:
+            event = self.get()
+            if event is None:  # pragma: no cover - get() without timeout always returns
+                return
+            yield event
+
+    def close(self) -> None:
+        self._gateway._call(self._inner.aclose)
+

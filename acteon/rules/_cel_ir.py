@@ -43,9 +43,7 @@ def _compile_has(node: Has) -> ir.Evaluator:
         value = base(ctx)
         if type(value) is dict:
             return key in value
-        raise RuleTypeError(
-            f"cannot access field '{key}' on {type_name(value)}", field=node.base.to_source()
-        )
+        raise RuleTypeError(f"cannot access field '{key}' on {type_name(value)}", field=node.base.to_source())
 
     return fn
 

@@ -53,7 +53,7 @@ def load_error(text: str) -> str:
             {"verdict": "reroute", "rule": "high-priority-email", "target_provider": "express-email"},
         ),
         (
-            "rules:\n  - {name: ternary-test, condition: 'action.action_type == \"send_email\" ? true : "
+            'rules:\n  - {name: ternary-test, condition: \'action.action_type == "send_email" ? true : '
             "false', action: {type: suppress}}\n",
             {"verdict": "suppress", "rule": "ternary-test"},
         ),

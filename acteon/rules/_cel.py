@@ -625,7 +625,11 @@ def _read_cel_condition(node: Node, key: str, warnings: list[tuple[str, str]]) -
     return text
 
 
-def _compile_cel_condition(text: str, key: str) -> ir.Expr:
+def compile_cel_condition(text: str, key: str) -> ir.Expr:
+    """A CEL condition for a rule-file frontend: IR, or :class:`CompileError` (``key`` = where).
+
+    Used by ``.cel`` files and by YAML's ``condition: {cel: "<expr>"}`` extension.
+    """
     try:
         return _translate(text)
     except _CelError as exc:
@@ -635,7 +639,7 @@ def _compile_cel_condition(text: str, key: str) -> ir.Expr:
 CEL_DIALECT = Dialect(
     label="CEL rule file",
     read_condition=_read_cel_condition,
-    compile_condition=_compile_cel_condition,
+    compile_condition=compile_cel_condition,
     action_types=CEL_ACTION_TYPES,
     read_metadata=False,
 )

@@ -10,7 +10,8 @@ so nothing upstream accepts changes meaning:
 
 * ``not: <condition>`` -> ``Unary(Not, ...)``;
 * ``has_active_event: <event_type>`` / ``inhibit_if_active: <event_type>`` with
-  optional ``label_field: <path>`` -> ``HasActiveEvent``.
+  optional ``label_field: <path>`` -> ``HasActiveEvent``;
+* ``cel: "<CEL expression>"`` -> the expression's IR (CEL frontend, ``_cel.py``).
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ class _Not:
 class _ActiveEvent:
     event_type: str
     label_field: str | None
+    key: str
+
+
+@dataclass
+class _Cel:
+    text: str
     key: str
 
 
@@ -248,16 +255,23 @@ def _active_event(name: str) -> Callable[[dict[str, Node], str, int, Warnings], 
     return read
 
 
+def _cel(items: dict[str, Node], key: str, depth: int, warn: Warnings) -> tuple[Any, set[str]]:
+    if "cel" not in items:
+        raise _NoMatch
+    return _Cel(_string(items["cel"], f"{key}.cel", "cel"), f"{key}.cel"), {"cel"}
+
+
 _Reader = Callable[[dict[str, Node], str, int, Warnings], tuple[Any, set[str]]]
 _PREDICATES: tuple[_Reader, ...] = (_field_check, _state_seen, _state_counter, _semantic, _wasm)
 _EXTENSIONS: tuple[_Reader, ...] = (
+    _cel,
     _not,
     _active_event("has_active_event"),
     _active_event("inhibit_if_active"),
 )
 _TOP_ORDER: tuple[_Reader, ...] = (_group("all"), _group("any"), *_PREDICATES, *_EXTENSIONS)
 _ITEM_ORDER: tuple[_Reader, ...] = (*_PREDICATES, _group("all"), _group("any"), *_EXTENSIONS)
-_FORMS = "field, state_seen, state_counter, semantic_match, wasm_plugin, all, any, not, has_active_event"
+_FORMS = "field, state_seen, state_counter, semantic_match, wasm_plugin, all, any, not, has_active_event, cel"
 
 
 def _read(node: Node, key: str, depth: int, warn: Warnings, *, top: bool) -> Any:
@@ -339,6 +353,10 @@ def _compile(shape: Any, depth: int) -> ir.Expr:
     if isinstance(shape, _ActiveEvent):
         label = None if shape.label_field is None else _path(shape.label_field, f"{shape.key}.label_field")
         return ir.HasActiveEvent(shape.event_type, label)
+    if isinstance(shape, _Cel):
+        from acteon.rules._cel import compile_cel_condition  # import cycle: _cel registers a frontend
+
+        return compile_cel_condition(shape.text, shape.key)
     raise CompileError(f"unsupported condition shape {type(shape).__name__}")
 
 

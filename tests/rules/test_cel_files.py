@@ -327,3 +327,68 @@ def test_cel_and_yaml_conditions_agree(yaml_cond: str, cel_cond: str) -> None:
     cel = cel_rules(one_rule(cel_cond))
     for action in ACTIONS:
         assert _outcome(cel, action) == _outcome(yaml_rules, action), action
+
+
+# ----------------------------------------------------------------------- CEL inside YAML rules (extension)
+
+
+YAML_WITH_CEL = """rules:
+  - name: top-level
+    priority: 1
+    condition: {cel: 'action.payload.priority > 3 && has(action.payload.to)'}
+    action: {type: deny}
+  - name: in-a-group
+    priority: 2
+    condition:
+      all:
+        - {field: action.action_type, eq: send_email}
+        - {cel: "action.payload.to.endsWith('@x.com')"}
+    action: {type: suppress}
+  - name: negated
+    priority: 3
+    condition: {not: {cel: 'action.tenant in ["t1", "t2"]'}}
+    action: {type: reroute, target_provider: backup}
+"""
+
+
+def test_cel_condition_inside_yaml_rules() -> None:
+    rules = load_rules(YAML_WITH_CEL)
+    assert [r.condition.to_source() for r in rules.rules] == [
+        "((action.payload.priority > 3) && has(action.payload.to))",
+        'all((action.action_type == "send_email") && (action.payload.to ends_with "@x.com"))',
+        '!(action.tenant in ["t1", "t2"])',
+    ]
+    assert rules.warnings == []
+    assert rules.evaluate(make_action()).rule == "top-level"
+    assert rules.evaluate(make_action(payload={"priority": 1, "to": "a@x.com"})).rule == "in-a-group"
+    assert rules.evaluate(make_action(payload={"priority": 1, "to": "a@y.com"})).rule == "negated"
+    assert rules.evaluate(make_action(tenant="t1", payload={"priority": 1, "to": "a@y.com"})).rule is None
+
+
+@pytest.mark.parametrize(
+    ("condition", "message", "key"),
+    [
+        (
+            '{cel: "a.exists(x, x)"}',
+            "parse error: CEL construct not supported: macro 'exists'",
+            "condition.cel",
+        ),
+        ('{all: [{cel: ""}]}', "parse error: empty expression", "condition.all[0].cel"),
+        ('{cel: "a and b"}', "unexpected trailing input", "condition.cel"),
+        ("{cel: 5}", "`cel` must be a string", "condition.cel"),
+    ],
+)
+def test_cel_inside_yaml_errors(condition: str, message: str, key: str) -> None:
+    with pytest.raises(RuleLoadError) as info:
+        load_rules(f"rules:\n  - {{name: n, condition: {condition}, action: {{type: deny}}}}\n")
+    assert message in str(info.value)
+    assert info.value.rule == "n" and info.value.key == key
+
+
+def test_upstream_yaml_shapes_win_over_cel_key() -> None:
+    # `cel` is tried after every upstream shape, so a field check with a stray `cel` key keeps its meaning.
+    rules = load_rules(
+        "rules:\n  - {name: n, condition: {field: action.tenant, eq: x, cel: 'true'}, action: {type: deny}}\n"
+    )
+    assert rules.rules[0].condition.to_source() == '(action.tenant == "x")'
+    assert any("cel" in w for w in rules.warnings)

@@ -22,6 +22,7 @@ Public entry points:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -186,10 +187,16 @@ def _describe(exc: BaseException | None, text: str) -> str:
     return "invalid expression"
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_parse(text: str) -> Tree[Token]:
+    # Loading a .cel file parses each condition twice (warnings, then IR); trees are never mutated.
+    tree: Tree[Token] = _get_parser().parse(text)
+    return tree
+
+
 def _parse_tree(text: str) -> Tree[Token]:
-    parser = _get_parser()
     try:
-        tree: Tree[Token] = parser.parse(text)
+        tree = _cached_parse(text)
     except CELParseError as exc:
         context = str(exc.args[0]).rstrip("\n") if exc.args else ""
         detail = _describe(exc.__context__, text)
@@ -622,6 +629,8 @@ def _read_cel_condition(node: Node, key: str, warnings: list[tuple[str, str]]) -
     # Any scalar is the expression's text (``condition: 1`` -> "1"); maps and lists are errors.
     text = read_text(node, key, optional=False)
     assert text is not None
+    # Expressions the Rust gateway reads differently are reported with the load warnings.
+    warnings.extend((key, warning) for warning in cel_precedence_warnings(text))
     return text
 
 
@@ -668,7 +677,7 @@ def cel_precedence_warnings(expr_text: str) -> list[str]:
     if not expr_text.strip():
         return []
     try:
-        tree = _get_parser().parse(expr_text)
+        tree = _cached_parse(expr_text)
     except (CELParseError, RecursionError):
         return []
     # A relation node that is the left operand of another relation operator is inside

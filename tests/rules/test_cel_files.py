@@ -392,3 +392,16 @@ def test_upstream_yaml_shapes_win_over_cel_key() -> None:
     )
     assert rules.rules[0].condition.to_source() == '(action.tenant == "x")'
     assert any("cel" in w for w in rules.warnings)
+
+
+def test_precedence_differences_are_load_warnings() -> None:
+    text = one_rule("action.payload.priority == 5 < true", name="x")
+    rules = cel_rules(text)
+    (warning,) = rules.warnings
+    assert warning.startswith(
+        "file <string>, rule 'x', key 'condition': 'action.payload.priority == 5 < true'"
+    )
+    assert "in the Rust gateway" in warning
+    with pytest.raises(RuleLoadError, match="strict mode"):
+        load_rules(text, format="cel", strict=True)
+    assert cel_rules(one_rule("action.payload.priority == (5 < true)")).warnings == []

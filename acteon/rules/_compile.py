@@ -433,6 +433,14 @@ def _record(ctx: Any, label: str) -> None:
         keys.add(label)
 
 
+def _read_state(ctx: Any, kind: str, key: str, node: ir.Expr) -> Any:
+    try:
+        return ctx.state_get(kind, key)
+    except EvalError as err:
+        annotate(err, node)
+        raise
+
+
 @_register(ir.StateGet)
 def _compile_state_get(node: ir.StateGet) -> Fn:
     key = node.key
@@ -440,7 +448,7 @@ def _compile_state_get(node: ir.StateGet) -> Fn:
 
     def fn(ctx: Any) -> Any:
         _record(ctx, label)
-        return ctx.state_get("state", key)
+        return _read_state(ctx, "state", key, node)
 
     return fn
 
@@ -452,7 +460,7 @@ def _compile_state_counter(node: ir.StateCounter) -> Fn:
 
     def fn(ctx: Any) -> Any:
         _record(ctx, label)
-        raw = ctx.state_get("counter", key)
+        raw = _read_state(ctx, "counter", key, node)
         if raw is None:
             return 0
         try:
@@ -479,7 +487,7 @@ def _compile_state_time_since(node: ir.StateTimeSince) -> Fn:
 
     def fn(ctx: Any) -> Any:
         _record(ctx, label)
-        raw = ctx.state_get("state", key)
+        raw = _read_state(ctx, "state", key, node)
         if raw is None:
             return I64_MAX
         try:
@@ -517,7 +525,7 @@ def _compile_has_active_event(node: ir.HasActiveEvent) -> Fn:
             label = label_fn(ctx)
             if label is not None:
                 ident = f"{event_type}:{display(label)}"
-        raw = ctx.state_get("active_events", ident)
+        raw = _read_state(ctx, "active_events", ident, node)
         if raw is None:
             return False
         state = _event_state_of(raw)
@@ -526,14 +534,14 @@ def _compile_has_active_event(node: ir.HasActiveEvent) -> Fn:
     return fn
 
 
-def _event_state_fn(fp_node: ir.Expr) -> Fn:
+def _event_state_fn(fp_node: ir.Expr, node: ir.Expr) -> Fn:
     fp_fn = compile_expr(fp_node)
 
     def fn(ctx: Any) -> Any:
         fp = fp_fn(ctx)
         if fp is None:
             return None
-        raw = ctx.state_get("event_state", display(fp))
+        raw = _read_state(ctx, "event_state", display(fp), node)
         if raw is None:
             return None
         state = _event_state_of(raw)
@@ -544,12 +552,12 @@ def _event_state_fn(fp_node: ir.Expr) -> Fn:
 
 @_register(ir.GetEventState)
 def _compile_get_event_state(node: ir.GetEventState) -> Fn:
-    return _event_state_fn(node.fingerprint)
+    return _event_state_fn(node.fingerprint, node)
 
 
 @_register(ir.EventInState)
 def _compile_event_in_state(node: ir.EventInState) -> Fn:
-    get = _event_state_fn(node.fingerprint)
+    get = _event_state_fn(node.fingerprint, node)
     wanted = node.state
 
     def fn(ctx: Any) -> Any:
@@ -579,7 +587,11 @@ def _compile_semantic(node: ir.SemanticMatch) -> Fn:
         text = display(text_fn(ctx)) if text_fn is not None else payload_text(ctx.action.payload)
         if not text or text == "null":
             return False
-        similarity = ctx.similarity(text, topic)
+        try:
+            similarity = ctx.similarity(text, topic)
+        except EvalError as err:
+            annotate(err, node)
+            raise
         if ctx.state_keys is not None:  # tracing: remember the last computation
             ctx.semantic = {
                 "extracted_text": text,
@@ -602,6 +614,10 @@ def _compile_wasm(node: ir.WasmCall) -> Fn:
             raise EvaluationError(
                 f"WASM plugin '{plugin}' called but no WASM runtime configured", field=node.to_source()
             )
-        return ctx.wasm_call(plugin, function)
+        try:
+            return ctx.wasm_call(plugin, function)
+        except EvalError as err:
+            annotate(err, node)
+            raise
 
     return fn

@@ -70,6 +70,10 @@ class _Failed:
     def __init__(self, error: EvalError) -> None:
         self.error = error
 
+    def fresh(self) -> EvalError:
+        # A new instance per raise: the cached one must not collect tracebacks or annotations.
+        return type(self.error)(self.error.detail)
+
 
 def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
@@ -223,7 +227,7 @@ class EvalContext:
         if key in cache:
             value = cache[key]
             if type(value) is _Failed:
-                raise value.error
+                raise value.fresh()
             return value  # type: ignore[no-any-return]
         src = self.source
         if src.overrides is not None:
@@ -253,7 +257,7 @@ class EvalContext:
         if req in cache:
             value = cache[req]
             if type(value) is _Failed:
-                raise value.error
+                raise value.fresh()
             return value  # type: ignore[no-any-return]
         fn = self.embedding.similarity
         if _is_async(fn):
@@ -276,7 +280,7 @@ class EvalContext:
         if req in cache:
             value = cache[req]
             if type(value) is _Failed:
-                raise value.error
+                raise value.fresh()
             return value  # type: ignore[no-any-return]
         fn = self.wasm.invoke
         if _is_async(fn):

@@ -190,6 +190,10 @@ def load_rules(source: str | os.PathLike[str], format: str | None = None, *, str
         result = parse_file(path, format)
     else:
         text = str(source)
+        if "\n" not in text and text.strip().endswith((".yaml", ".yml", ".cel")) and ":" not in text:
+            # Looks like a file name, not rule text: say the file is missing instead of
+            # reporting a confusing YAML shape error.
+            _read_file(text.strip())
         name = format if format is not None else sniff_format(text)
         result = _require(name, None).parse(text, None)
     return _finish(result.rules, result.warnings, strict)

@@ -23,6 +23,7 @@ last rule matches is timed (first match wins, so all 100 conditions run).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
@@ -49,6 +50,14 @@ EXPRESSIONS = [
     "action.payload.priority >= 3 ? action.payload.priority * 2 > 8 : false",
 ]
 MAIN = EXPRESSIONS[0]
+# The same condition as MAIN written as YAML predicates: CEL must cost no more than this.
+MAIN_YAML = (
+    "rules:\n  - name: r0\n    condition:\n      all:\n"
+    "        - {field: action.action_type, eq: send_email}\n"
+    "        - {field: action.payload.priority, gt: 3}\n"
+    "        - {field: action.tenant, in_list: [t1, t2]}\n"
+    "    action: {type: deny}\n"
+)
 TARGET_CELPY = 100.0
 TARGET_CEL_CPP = 1.0
 
@@ -219,6 +228,11 @@ def main() -> None:
         ours = timed(acteon_single(expr), n, rounds)
         slow = timed(celpy_program(expr), celpy_n, rounds)
         print(f"  acteon           {fmt_rate(ours)}")
+        if expr == MAIN:
+            yaml_rules = load_rules(MAIN_YAML, format="yaml")
+            assert yaml_rules.evaluate(ACTION).rule == "r0"
+            yaml_time = timed(functools.partial(yaml_rules.evaluate, ACTION), n, rounds)
+            print(f"  acteon (YAML)    {fmt_rate(yaml_time)}   (same condition as YAML predicates)")
         print(f"  celpy            {fmt_rate(slow)}")
         if cel_cpp is not None:
             cpp = timed(cel_cpp_program(expr), cpp_n, rounds)

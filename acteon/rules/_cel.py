@@ -155,36 +155,61 @@ def _optional_syntax(text: str, pos: int) -> bool:
     return bool(before) and before[-1] in ".[{,"
 
 
-def _describe(exc: BaseException | None, text: str) -> str:
-    """A one-line description of a Lark parse failure (what was found where)."""
-    pos = getattr(exc, "pos_in_stream", None)
+def _token_position(exc: UnexpectedToken) -> tuple[int | None, int | None, int | None]:
+    """``(offset, line, column)`` of the unexpected token.
+
+    celpy re-creates ``true``/``false`` tokens without positions; for those the
+    lexer's counter (which stands just past the token) gives them back.
+    """
+    token = exc.token
+    if token.start_pos is not None:
+        return token.start_pos, exc.line, exc.column
+    parser: Any = exc.interactive_parser
+    try:
+        counter = parser.lexer_thread.state.line_ctr
+    except AttributeError:  # pragma: no cover - depends on Lark internals
+        return None, None, None
+    width = len(str(token))
+    return counter.char_pos - width, counter.line, counter.column - width
+
+
+def _context(text: str, pos: int) -> str:
+    """The source line holding ``pos`` and a caret under it (as Lark's context)."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line = text[line_start : None if line_end < 0 else line_end]
+    return f"{line}\n{' ' * (pos - line_start)}^"
+
+
+def _describe(exc: BaseException | None, text: str) -> tuple[str, int | None]:
+    """A one-line description of a Lark parse failure (what was found where), and its offset."""
     if isinstance(exc, UnexpectedToken):
-        pos = exc.token.start_pos
-    if pos is not None and _optional_syntax(text, pos):
-        raise _CelError("CEL construct not supported: optional syntax '.?' / '[?' (optional values)")
-    if isinstance(exc, UnexpectedToken):
-        where = f"line {exc.line}, column {exc.column}"
         token = exc.token
+        pos, line, column = _token_position(exc)
+        where = f"line {line}, column {column}"
+        if pos is not None and _optional_syntax(text, pos):
+            raise _CelError("CEL construct not supported: optional syntax '.?' / '[?' (optional values)")
         if token.type == "$END":
-            return f"unexpected end of input at {where}"
-        pos = token.start_pos
+            return f"unexpected end of input at {where}", pos
         if pos is not None and _prefix_parses(text, pos):
-            return f"unexpected trailing input: {_quote_rest(text[pos:].strip())} at {where}"
-        return f"unexpected token {str(token)!r} at {where}"
+            return f"unexpected trailing input: {_quote_rest(text[pos:].strip())} at {where}", pos
+        return f"unexpected token {str(token)!r} at {where}", pos
     if isinstance(exc, UnexpectedCharacters):
         where = f"line {exc.line}, column {exc.column}"
         pos = exc.pos_in_stream or 0
+        if _optional_syntax(text, pos):
+            raise _CelError("CEL construct not supported: optional syntax '.?' / '[?' (optional values)")
         char = text[pos] if 0 <= pos < len(text) else ""
         if char in ("'", '"'):
-            return f"unterminated string at {where}"
+            return f"unterminated string at {where}", pos
         if _prefix_parses(text, pos):
-            return f"unexpected trailing input: {_quote_rest(text[pos:].strip())} at {where}"
-        return f"unexpected character {char!r} at {where}"
+            return f"unexpected trailing input: {_quote_rest(text[pos:].strip())} at {where}", pos
+        return f"unexpected character {char!r} at {where}", pos
     if isinstance(exc, UnexpectedEOF):
-        return "unexpected end of input"
+        return "unexpected end of input", None
     if isinstance(exc, UnexpectedInput):
-        return f"unexpected input at line {exc.line}, column {exc.column}"
-    return "invalid expression"
+        return f"unexpected input at line {exc.line}, column {exc.column}", None
+    return "invalid expression", None
 
 
 @functools.lru_cache(maxsize=256)
@@ -198,8 +223,10 @@ def _parse_tree(text: str) -> Tree[Token]:
     try:
         tree = _cached_parse(text)
     except CELParseError as exc:
+        detail, pos = _describe(exc.__context__, text)
         context = str(exc.args[0]).rstrip("\n") if exc.args else ""
-        detail = _describe(exc.__context__, text)
+        if pos is not None and getattr(exc.__context__, "pos_in_stream", None) is None:
+            context = _context(text, pos)  # celpy's context has no position for this token
         message = f"CEL parse error: {detail}"
         if context:
             message += "\n" + "\n".join("    " + line for line in context.splitlines())

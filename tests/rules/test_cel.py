@@ -416,6 +416,14 @@ def test_parse_errors(expr: str, detail: str) -> None:
     assert detail in message
 
 
+def test_parse_error_positions_of_boolean_tokens() -> None:
+    # celpy re-creates true/false tokens without positions; acteon recovers them.
+    message = load_error("x == 1  false")
+    assert 'unexpected trailing input: "false" at line 1, column 9' in message
+    assert message.endswith("x == 1  false\n            ^")
+    assert "at line 2, column 3" in load_error("a\n  true")
+
+
 def test_parse_error_contains_celpy_context() -> None:
     message = load_error("1 + + + 2")
     assert "1 + + + 2\n" in message

@@ -16,26 +16,21 @@ Design rules, because ``aevaluate`` sits on the gateway's hot path:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from acteon._timefmt import parse_rfc3339
 from acteon.rules import ir
-from acteon.rules._builtins import BUILTINS, parse_i64
+from acteon.rules._builtins import BUILTINS
 from acteon.rules._errors import (
     EvalError,
-    EvaluationError,
     RuleTypeError,
-    StateAccessError,
     UndefinedFunction,
     UndefinedVariable,
 )
 from acteon.rules._ops import compile_binary
 from acteon.rules._time import unix_seconds
-from acteon.rules._values import I64_MAX, I64_MIN, display, negate, normalize, type_name
+from acteon.rules._values import I64_MAX, I64_MIN, negate, normalize, type_name
 
 Fn = ir.Evaluator
 _Compiler = Callable[[Any], Fn]
@@ -170,33 +165,31 @@ def _field_step(base: Fn, name: str, source: ir.Expr) -> Fn:
 
 def _walk_slow(value: Any, names: tuple[str, ...], node: ir.Expr) -> Any:
     """Exact semantics of a chain of field accesses: missing leaf Null, else a type error."""
-    value = normalize(value)
     for name in names:
-        if type(value) is dict:
+        if isinstance(value, dict):
             value = value.get(name)
         else:
-            raise RuleTypeError(f"cannot access field '{name}' on {type_name(value)}", field=node.to_source())
+            shown = type_name(normalize(value))
+            raise RuleTypeError(f"cannot access field '{name}' on {shown}", field=node.to_source())
     return normalize(value)
 
 
 def _payload_path(names: tuple[str, ...], node: ir.Expr) -> Fn:
-    # Fast path: plain indexing; any miss or non-dict goes to the exact slow path.
-    _lookup = LookupError
-    _type = TypeError
+    # Fast path: dict.get on exact dicts with the common leaf types returned as they are;
+    # anything else takes the exact slow path (errors, dict subclasses, big ints, lists).
     _lo, _hi = I64_MIN, I64_MAX
     if len(names) == 1:
         (k1,) = names
 
         def one(ctx: Any) -> Any:
             payload = ctx.action.payload
-            try:
-                v = payload[k1]
-            except (_lookup, _type):
-                return _walk_slow(payload, names, node)
-            t = type(v)
-            if t is str or t is float or t is bool or (t is int and _lo <= v <= _hi):
-                return v
-            return normalize(v)
+            if type(payload) is dict:
+                v: Any = payload.get(k1)
+                t = type(v)
+                if t is str or v is None or t is float or t is bool or (t is int and _lo <= v <= _hi):
+                    return v
+                return normalize(v)
+            return _walk_slow(payload, names, node)
 
         return one
     if len(names) == 2:
@@ -204,30 +197,47 @@ def _payload_path(names: tuple[str, ...], node: ir.Expr) -> Fn:
 
         def two(ctx: Any) -> Any:
             payload = ctx.action.payload
-            try:
-                v = payload[k1][k2]
-            except (_lookup, _type):
-                return _walk_slow(payload, names, node)
-            t = type(v)
-            if t is str or t is float or t is bool or (t is int and _lo <= v <= _hi):
-                return v
-            return normalize(v)
+            if type(payload) is dict:
+                inner = payload.get(k1)
+                if type(inner) is dict:
+                    v: Any = inner.get(k2)
+                    t = type(v)
+                    if t is str or v is None or t is float or t is bool or (t is int and _lo <= v <= _hi):
+                        return v
+                    return normalize(v)
+            return _walk_slow(payload, names, node)
 
         return two
 
     def many(ctx: Any) -> Any:
         payload = ctx.action.payload
         v = payload
-        try:
-            for k in names:
-                v = v[k]
-        except (_lookup, _type):
-            return _walk_slow(payload, names, node)
-        if type(v) is str:
-            return v
+        for k in names:
+            if type(v) is not dict:
+                return _walk_slow(payload, names, node)
+            v = v.get(k)
         return normalize(v)
 
     return many
+
+
+def payload_key_equals(key: str, lit: str, node: ir.Expr) -> Fn:
+    """Fused ``action.payload.<key> == "<lit>"`` (the most common YAML predicate)."""
+    names = (key,)
+
+    def eq(ctx: Any) -> Any:
+        payload = ctx.action.payload
+        if type(payload) is dict:
+            return payload.get(key) == lit
+        return _walk_slow(payload, names, node) == lit
+
+    return eq
+
+
+def label_equals(attr: str, key: str, lit: str) -> Fn:
+    """Fused ``action.metadata.<key> == "<lit>"`` (labels are always strings)."""
+    get_map = attrgetter(f"action.{attr}")
+    return lambda ctx: get_map(ctx).get(key) == lit
 
 
 def _split_path(node: ir.Expr) -> tuple[ir.Expr, list[str]]:
@@ -376,6 +386,28 @@ def _compile_call(node: ir.Call) -> Fn:
     return call
 
 
+def compile_condition(node: ir.Expr) -> Fn:
+    """Compile a rule's top-level condition, where only truthiness matters.
+
+    A top-level ``all``/``any`` can return its deciding operand instead of a
+    Bool (same truthiness), which saves a call per evaluation.
+    """
+    if isinstance(node, ir.All | ir.Any) and 2 <= len(node.items) <= 3:
+        fns = [compile_expr(i) for i in node.items]
+        if isinstance(node, ir.All):
+            if len(fns) == 2:
+                a, b = fns
+                return lambda ctx: a(ctx) and b(ctx)
+            a, b, c = fns
+            return lambda ctx: a(ctx) and b(ctx) and c(ctx)
+        if len(fns) == 2:
+            a, b = fns
+            return lambda ctx: a(ctx) or b(ctx)
+        a, b, c = fns
+        return lambda ctx: a(ctx) or b(ctx) or c(ctx)
+    return compile_expr(node)
+
+
 @_register(ir.All)
 def _compile_all(node: ir.All) -> Fn:
     fns = [compile_expr(i) for i in node.items]
@@ -424,200 +456,5 @@ def _compile_any(node: ir.Any) -> Fn:
     return any_n
 
 
-# --------------------------------------------------------------------------- state and events
-
-
-def _record(ctx: Any, label: str) -> None:
-    keys = ctx.state_keys
-    if keys is not None:
-        keys.add(label)
-
-
-def _read_state(ctx: Any, kind: str, key: str, node: ir.Expr) -> Any:
-    try:
-        return ctx.state_get(kind, key)
-    except EvalError as err:
-        annotate(err, node)
-        raise
-
-
-@_register(ir.StateGet)
-def _compile_state_get(node: ir.StateGet) -> Fn:
-    key = node.key
-    label = f"state:{key}"
-
-    def fn(ctx: Any) -> Any:
-        _record(ctx, label)
-        return _read_state(ctx, "state", key, node)
-
-    return fn
-
-
-@_register(ir.StateCounter)
-def _compile_state_counter(node: ir.StateCounter) -> Fn:
-    key = node.key
-    label = f"counter:{key}"
-
-    def fn(ctx: Any) -> Any:
-        _record(ctx, label)
-        raw = _read_state(ctx, "counter", key, node)
-        if raw is None:
-            return 0
-        try:
-            return parse_i64(raw)
-        except ValueError as exc:
-            raise StateAccessError(f"counter is not an integer: {exc}", field=node.to_source()) from None
-
-    return fn
-
-
-def _timestamp_reason(text: str) -> str:
-    # Approximates chrono's ParseError wording for the common failure kinds.
-    if not text:
-        return "premature end of input"
-    if text[:1].isdigit() and len(text) < 20:
-        return "premature end of input"
-    return "input contains invalid characters"
-
-
-@_register(ir.StateTimeSince)
-def _compile_state_time_since(node: ir.StateTimeSince) -> Fn:
-    key = node.key
-    label = f"time_since:{key}"
-
-    def fn(ctx: Any) -> Any:
-        _record(ctx, label)
-        raw = _read_state(ctx, "state", key, node)
-        if raw is None:
-            return I64_MAX
-        try:
-            stored: datetime = parse_rfc3339(raw)
-        except ValueError:
-            raise StateAccessError(
-                f"cannot parse stored timestamp '{raw}': {_timestamp_reason(raw)}", field=node.to_source()
-            ) from None
-        delta = ctx.now - stored
-        micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-        secs = abs(micros) // 1_000_000
-        return secs if micros >= 0 else -secs
-
-    return fn
-
-
-def _event_state_of(raw: str) -> str | None:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None
-    if isinstance(doc, dict) and isinstance(doc.get("state"), str):
-        return doc["state"]  # type: ignore[no-any-return]
-    return None
-
-
-@_register(ir.HasActiveEvent)
-def _compile_has_active_event(node: ir.HasActiveEvent) -> Fn:
-    event_type = node.event_type
-    label_fn = None if node.label_value is None else compile_expr(node.label_value)
-
-    def fn(ctx: Any) -> Any:
-        ident = event_type
-        if label_fn is not None:
-            label = label_fn(ctx)
-            if label is not None:
-                ident = f"{event_type}:{display(label)}"
-        raw = _read_state(ctx, "active_events", ident, node)
-        if raw is None:
-            return False
-        state = _event_state_of(raw)
-        return state not in ("resolved", "closed")
-
-    return fn
-
-
-def _event_state_fn(fp_node: ir.Expr, node: ir.Expr) -> Fn:
-    fp_fn = compile_expr(fp_node)
-
-    def fn(ctx: Any) -> Any:
-        fp = fp_fn(ctx)
-        if fp is None:
-            return None
-        raw = _read_state(ctx, "event_state", display(fp), node)
-        if raw is None:
-            return None
-        state = _event_state_of(raw)
-        return raw if state is None else state
-
-    return fn
-
-
-@_register(ir.GetEventState)
-def _compile_get_event_state(node: ir.GetEventState) -> Fn:
-    return _event_state_fn(node.fingerprint, node)
-
-
-@_register(ir.EventInState)
-def _compile_event_in_state(node: ir.EventInState) -> Fn:
-    get = _event_state_fn(node.fingerprint, node)
-    wanted = node.state
-
-    def fn(ctx: Any) -> Any:
-        value = get(ctx)
-        return type(value) is str and value == wanted
-
-    return fn
-
-
-# --------------------------------------------------------------------------- semantic and wasm
-
-
-def payload_text(payload: Any) -> str:
-    """The payload as compact JSON with sorted keys (the default semantic text)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-@_register(ir.SemanticMatch)
-def _compile_semantic(node: ir.SemanticMatch) -> Fn:
-    topic = node.topic
-    threshold = float(node.threshold)
-    text_fn = None if node.text_field is None else compile_expr(node.text_field)
-
-    def fn(ctx: Any) -> Any:
-        if ctx.embedding is None:
-            raise EvaluationError("semantic_match requires embedding support", field=node.to_source())
-        text = display(text_fn(ctx)) if text_fn is not None else payload_text(ctx.action.payload)
-        if not text or text == "null":
-            return False
-        try:
-            similarity = ctx.similarity(text, topic)
-        except EvalError as err:
-            annotate(err, node)
-            raise
-        if ctx.state_keys is not None:  # tracing: remember the last computation
-            ctx.semantic = {
-                "extracted_text": text,
-                "topic": topic,
-                "similarity": similarity,
-                "threshold": threshold,
-            }
-        return similarity >= threshold
-
-    return fn
-
-
-@_register(ir.WasmCall)
-def _compile_wasm(node: ir.WasmCall) -> Fn:
-    plugin = node.plugin
-    function = node.function
-
-    def fn(ctx: Any) -> Any:
-        if ctx.wasm is None:
-            raise EvaluationError(
-                f"WASM plugin '{plugin}' called but no WASM runtime configured", field=node.to_source()
-            )
-        try:
-            return ctx.wasm_call(plugin, function)
-        except EvalError as err:
-            annotate(err, node)
-            raise
-
-    return fn
+# State, event, semantic and WASM nodes compile in their own module; importing it registers them.
+from acteon.rules import _compile_services  # noqa: E402, F401

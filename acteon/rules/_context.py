@@ -153,7 +153,8 @@ class EvalContext:
         self.env = env if env is not None else {}
         self.default_zone = zone
         self.zone = zone
-        self.source = _source_for(state)
+        source = _LAST_SOURCE[0]
+        self.source = source if source.obj is state else _source_for(state)
         self.embedding = embedding
         self.wasm = wasm
         self.cache: dict[Any, Any] = {}

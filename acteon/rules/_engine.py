@@ -10,6 +10,7 @@ calls and WASM calls that need awaiting interrupt a closure with
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,7 +19,6 @@ from operator import attrgetter
 from typing import Any
 
 import anyio
-import sniffio
 
 from acteon._action import Action
 from acteon._exceptions import RuleEvaluationError, UsageError
@@ -158,13 +158,17 @@ def _coerce_action(action: Any) -> Action:
     raise TypeError(f"expected an acteon.Action or a dict in wire form, got {type(action).__name__}")
 
 
-def _coerce_now(now: Any) -> datetime | None:
-    if now is None or (type(now) is datetime and now.tzinfo is UTC):
-        return now
-    return coerce_datetime(now)
-
-
 def _in_async_context() -> bool:
+    """Is an event loop (asyncio, or trio via sniffio when installed) running in this thread?"""
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - sniffio comes with trio / httpx
+        return False
     try:
         sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
@@ -290,8 +294,8 @@ class RuleSet:
     ) -> EvalContext:
         if type(action) is not Action:
             action = _coerce_action(action)
-        if now is not None:
-            now = _coerce_now(now)
+        if now is not None and (type(now) is not datetime or now.tzinfo is not UTC):
+            now = coerce_datetime(now)
         zone = None
         if timezone is not None:
             zone = lookup_zone(timezone)

@@ -259,7 +259,9 @@ class Rule:
         """The condition as a closure (compiled on first use, then cached)."""
         fn = self._fn
         if fn is None:
-            fn = self._fn = self.condition.compile()
+            from acteon.rules._compile import compile_condition
+
+            fn = self._fn = compile_condition(self.condition)
         return fn
 
     def copy(self) -> Rule:

@@ -13,9 +13,9 @@ from typing import Any
 
 from acteon.rules import ir
 from acteon.rules._errors import EvalError, RuleTypeError
+from acteon.rules._fused import fused
 from acteon.rules._regex import compile_regex
 from acteon.rules._values import (
-    FLOAT_EPSILON,
     I64_MAX,
     I64_MIN,
     arith,
@@ -57,6 +57,12 @@ def compile_binary(node: ir.Binary, compile_expr: CompileFn, constant_value: Con
         is_const, const = constant_value(left_node)
         if is_const:
             left_node, right_node = right_node, left_node
+    if is_const and type(const) is str and op in (B.EQ, B.NE):
+        fused = _fused_string_eq(left_node, const)
+        if fused is not None:
+            if op is B.EQ:
+                return fused
+            return lambda ctx: not fused(ctx)
     left = compile_expr(left_node)
     if is_const:
         special = _specialise(op, left, const, left_node)
@@ -64,6 +70,22 @@ def compile_binary(node: ir.Binary, compile_expr: CompileFn, constant_value: Con
             return special
     right = compile_expr(right_node)
     return _generic(op, left, right, left_node)
+
+
+def _fused_string_eq(left: ir.Expr, lit: str) -> Fn | None:
+    """One closure for ``action.payload.K == "x"`` / ``action.metadata.K == "x"``."""
+    from acteon.rules._compile import label_equals, payload_key_equals
+
+    if not (isinstance(left, ir.Field) and isinstance(left.base, ir.Field)):
+        return None
+    middle = left.base
+    if not (isinstance(middle.base, ir.Ident) and middle.base.name == "action"):
+        return None
+    if middle.name == "payload":
+        return payload_key_equals(left.name, lit, left)
+    if middle.name in ("metadata", "trace_context"):
+        return label_equals(middle.name, left.name, lit)
+    return None
 
 
 # --------------------------------------------------------------------------- generic
@@ -157,56 +179,44 @@ def _fail(op: ir.BinaryOp, value: Any, lit: Any, left_node: ir.Expr) -> Any:
 
 
 def _specialise(op: ir.BinaryOp, left: Fn, lit: Any, left_node: ir.Expr) -> Fn | None:
+    eq_op = B.EQ if op is B.NE else op
+    special = fused(eq_op, left_node, left, lit, _fail)
+    if special is None:
+        special = _other_literal(eq_op, left, lit, left_node)
+    if special is None or op is not B.NE:
+        return special
+    eq = special
+    return lambda ctx: not eq(ctx)
+
+
+def _other_literal(op: ir.BinaryOp, left: Fn, lit: Any, left_node: ir.Expr) -> Fn | None:
+    """Literal shapes the fused templates do not cover."""
     t = type(lit)
-    if op is B.EQ or op is B.NE:
-        eq = _eq_literal(left, lit, t)
-        if op is B.EQ:
-            return eq
-        return lambda ctx: not eq(ctx)
-    if op in _ORDER:
-        return _order_literal(op, left, lit, t, left_node)
-    if t is str:
-        if op is B.CONTAINS:
+    if op is B.EQ:
+        if t is str:
+            return lambda ctx: left(ctx) == lit
+        if t is dict:
 
-            def contains(ctx: Any) -> Any:
-                v = left(ctx)
-                if type(v) is str:
-                    return lit in v
-                return _fail(op, v, lit, left_node)
+            def eq_map(ctx: Any) -> Any:
+                left(ctx)  # evaluated for its errors; a map never equals anything
+                return False
 
-            return contains
-        if op is B.STARTS_WITH or op is B.ENDS_WITH:
-            starts = op is B.STARTS_WITH
+            return eq_map
+        return lambda ctx: values_equal(left(ctx), lit)
+    if op is B.MATCHES and t is str:
 
-            def affix(ctx: Any) -> Any:
-                v = left(ctx)
-                if type(v) is str:
-                    return v.startswith(lit) if starts else v.endswith(lit)
-                return _fail(op, v, lit, left_node)
+        def matches(ctx: Any) -> Any:
+            v = left(ctx)
+            if type(v) is str:
+                try:
+                    return compile_regex(lit)(v) is not None
+                except EvalError as err:
+                    _annotate(err, left_node)
+                    raise
+            return _fail(op, v, lit, left_node)
 
-            return affix
-        if op is B.MATCHES:
-
-            def matches(ctx: Any) -> Any:
-                v = left(ctx)
-                if type(v) is str:
-                    try:
-                        return compile_regex(lit)(v) is not None
-                    except EvalError as err:
-                        _annotate(err, left_node)
-                        raise
-                return _fail(op, v, lit, left_node)
-
-            return matches
+        return matches
     if op is B.IN and t is list:
-        if lit and all(type(i) is str for i in lit):
-            members = frozenset(lit)
-
-            def in_strings(ctx: Any) -> Any:
-                v = left(ctx)
-                return type(v) is str and v in members
-
-            return in_strings
 
         def in_list(ctx: Any) -> Any:
             v = left(ctx)
@@ -217,129 +227,3 @@ def _specialise(op: ir.BinaryOp, left: Fn, lit: Any, left_node: ir.Expr) -> Fn |
 
         return in_list
     return None
-
-
-def _eq_literal(left: Fn, lit: Any, t: type) -> Fn:
-    if t is str:
-        return lambda ctx: left(ctx) == lit
-    if lit is None:
-        return lambda ctx: left(ctx) is None
-    if t is bool:
-        return lambda ctx: left(ctx) is lit
-    if t is int:
-        flit = float(lit)
-
-        def eq_int(ctx: Any) -> Any:
-            v = left(ctx)
-            tv = type(v)
-            if tv is int:
-                return v == lit
-            if tv is float:
-                return abs(v - flit) < FLOAT_EPSILON
-            return False
-
-        return eq_int
-    if t is float:
-
-        def eq_float(ctx: Any) -> Any:
-            v = left(ctx)
-            tv = type(v)
-            if tv is float or tv is int:
-                return abs(v - lit) < FLOAT_EPSILON
-            return False
-
-        return eq_float
-    if t is dict:
-
-        def eq_map(ctx: Any) -> Any:
-            left(ctx)  # evaluated for its errors; a map never equals anything
-            return False
-
-        return eq_map
-    return lambda ctx: values_equal(left(ctx), lit)
-
-
-def _order_literal(op: ir.BinaryOp, left: Fn, lit: Any, t: type, left_node: ir.Expr) -> Fn | None:
-    if t is str:
-        if op is B.GT:
-
-            def gt_s(ctx: Any) -> Any:
-                v = left(ctx)
-                return v > lit if type(v) is str else _fail(op, v, lit, left_node)
-
-            return gt_s
-        if op is B.LT:
-
-            def lt_s(ctx: Any) -> Any:
-                v = left(ctx)
-                return v < lit if type(v) is str else _fail(op, v, lit, left_node)
-
-            return lt_s
-        if op is B.GE:
-
-            def ge_s(ctx: Any) -> Any:
-                v = left(ctx)
-                return v >= lit if type(v) is str else _fail(op, v, lit, left_node)
-
-            return ge_s
-
-        def le_s(ctx: Any) -> Any:
-            v = left(ctx)
-            return v <= lit if type(v) is str else _fail(op, v, lit, left_node)
-
-        return le_s
-    if t is not int and t is not float:
-        return None
-    if t is float and lit != lit:
-        return None  # NaN literal: leave it to the generic rules
-    flit = float(lit)
-    # An int field value compares exactly with an int literal; any float involved
-    # compares as floats (upstream converts the int side to f64).
-    ilit = lit if t is int else None
-    if op is B.GT:
-
-        def gt(ctx: Any) -> Any:
-            v = left(ctx)
-            tv = type(v)
-            if tv is int:
-                return v > ilit if ilit is not None else float(v) > flit
-            if tv is float:
-                return v > flit
-            return _fail(op, v, lit, left_node)
-
-        return gt
-    if op is B.LT:
-
-        def lt(ctx: Any) -> Any:
-            v = left(ctx)
-            tv = type(v)
-            if tv is int:
-                return v < ilit if ilit is not None else float(v) < flit
-            if tv is float:
-                return v < flit
-            return _fail(op, v, lit, left_node)
-
-        return lt
-    if op is B.GE:
-
-        def ge(ctx: Any) -> Any:
-            v = left(ctx)
-            tv = type(v)
-            if tv is int:
-                return v >= ilit if ilit is not None else float(v) >= flit
-            if tv is float:
-                return v >= flit or v != v
-            return _fail(op, v, lit, left_node)
-
-        return ge
-
-    def le(ctx: Any) -> Any:
-        v = left(ctx)
-        tv = type(v)
-        if tv is int:
-            return v <= ilit if ilit is not None else float(v) <= flit
-        if tv is float:
-            return v <= flit or v != v
-        return _fail(op, v, lit, left_node)
-
-    return le

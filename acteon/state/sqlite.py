@@ -134,15 +134,18 @@ class _SQL:
             "value = CAST(CAST(value AS INTEGER) AS TEXT)"
             " AND typeof(CAST(value AS INTEGER) + ?) = 'integer'"
         )
-        # params: delta, expires_at (NULL keeps), key, now, delta
-        self.incr_fast = (
-            f"UPDATE {st} SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT), version = version + 1,"
-            f" expires_at = COALESCE(?, expires_at) WHERE key = ? AND {live} AND {canon} RETURNING value"
+        # Two forms each: one that sets the expiry and one that leaves the column out of
+        # the SET list (so the expiry index is not rewritten on every hit of a window).
+        add = "value = CAST(CAST(value AS INTEGER) + ? AS TEXT), version = version + 1"
+        # params: delta, [expires_at,] key, now, delta
+        self.incr_fast_keep = f"UPDATE {st} SET {add} WHERE key = ? AND {live} AND {canon} RETURNING value"
+        self.incr_fast_expire = (
+            f"UPDATE {st} SET {add}, expires_at = ? WHERE key = ? AND {live} AND {canon} RETURNING value"
         )
-        # params: value, expires_at (NULL keeps), key
-        self.incr_update = (
-            f"UPDATE {st} SET value = ?, version = version + 1, expires_at = COALESCE(?, expires_at)"
-            " WHERE key = ?"
+        # params: value, [expires_at,] key
+        self.incr_update_keep = f"UPDATE {st} SET value = ?, version = version + 1 WHERE key = ?"
+        self.incr_update_expire = (
+            f"UPDATE {st} SET value = ?, version = version + 1, expires_at = ? WHERE key = ?"
         )
         self.replace = f"INSERT OR REPLACE INTO {st} {cols} VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
         # params: value, expires_at (NULL keeps), key, expected_version, now
@@ -334,8 +337,12 @@ class SQLiteStateStore(StateStore):
     ) -> int:
         """Add ``delta``; an update sets ``update_exp`` (None keeps), a creation ``create_exp``."""
         now = self._now_ms()
+        sql = self._sql
         if self._use_returning:
-            row = cur.execute(self._sql.incr_fast, (delta, update_exp, k, now, delta)).fetchone()
+            if update_exp is None:
+                row = cur.execute(sql.incr_fast_keep, (delta, k, now, delta)).fetchone()
+            else:
+                row = cur.execute(sql.incr_fast_expire, (delta, update_exp, k, now, delta)).fetchone()
             if row is not None:
                 return int(row[0])
         # Absent, expired, non-canonical or overflowing: read, check and write in
@@ -343,21 +350,38 @@ class SQLiteStateStore(StateStore):
         # into 0 and an i64 overflow into REAL).
         cur.execute("BEGIN IMMEDIATE")
         try:
-            row = cur.execute(self._sql.get_raw, (k,)).fetchone()
-            if row is not None and (row[1] is None or row[1] > now):
-                new = _checked(_parse_counter(row[0]), delta)
-                cur.execute(self._sql.incr_update, (str(new), update_exp, k))
-            else:
-                new = _checked(0, delta)
-                ns, tenant, kind, ident = _parts(k)
-                cur.execute(self._sql.replace, (k, ns, tenant, kind, ident, str(new), create_exp))
+            new = self._add_in_txn(cur, k, delta, update_exp, create_exp, now)
             cur.execute("COMMIT")
         except BaseException:
             rollback(cur)
             raise
         return new
 
+    def _add_in_txn(
+        self,
+        cur: sqlite3.Cursor,
+        k: str,
+        delta: int,
+        update_exp: int | None,
+        create_exp: int | None,
+        now: int,
+    ) -> int:
+        sql = self._sql
+        row = cur.execute(sql.get_raw, (k,)).fetchone()
+        if row is not None and (row[1] is None or row[1] > now):
+            new = _checked(_parse_counter(row[0]), delta)
+            if update_exp is None:
+                cur.execute(sql.incr_update_keep, (str(new), k))
+            else:
+                cur.execute(sql.incr_update_expire, (str(new), update_exp, k))
+        else:
+            new = _checked(0, delta)
+            ns, tenant, kind, ident = _parts(k)
+            cur.execute(sql.replace, (k, ns, tenant, kind, ident, str(new), create_exp))
+        return new
+
     def _increment(self, cur: sqlite3.Cursor, k: str, delta: int, ttl: float | None) -> int:
+        # With a TTL the expiry slides on every call; without one it is kept.
         exp = self._expiry(self._now_ms(), ttl)
         return self._add(cur, k, delta, exp, exp)
 
@@ -491,16 +515,7 @@ class SQLiteStateStore(StateStore):
 
     def _window_in_txn(self, cur: sqlite3.Cursor, k: str, delta: int, expires_at_ms: int) -> int:
         # Inside the claim transaction: the IMMEDIATE lock is already held.
-        now = self._now_ms()
-        row = cur.execute(self._sql.get_raw, (k,)).fetchone()
-        if row is not None and (row[1] is None or row[1] > now):
-            new = _checked(_parse_counter(row[0]), delta)
-            cur.execute(self._sql.incr_update, (str(new), None, k))
-        else:
-            new = _checked(0, delta)
-            ns, tenant, kind, ident = _parts(k)
-            cur.execute(self._sql.replace, (k, ns, tenant, kind, ident, str(new), expires_at_ms))
-        return new
+        return self._add_in_txn(cur, k, delta, None, expires_at_ms, self._now_ms())
 
     async def claim_and_increment_window(
         self, lock_name: str, lock_ttl: float, key: KeyLike, delta: int, expires_at_ms: int

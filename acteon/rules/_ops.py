@@ -46,10 +46,7 @@ def compile_binary(node: ir.Binary, compile_expr: CompileFn, constant_value: Con
     op = node.op
     left_node, right_node = node.left, node.right
     if op is B.AND or op is B.OR:
-        left, right = compile_expr(left_node), compile_expr(right_node)
-        if op is B.AND:
-            return lambda ctx: bool(right(ctx)) if left(ctx) else False
-        return lambda ctx: True if left(ctx) else bool(right(ctx))
+        return _logic_chain(node, compile_expr)
 
     is_const, const = constant_value(right_node)
     if not is_const and op in (B.EQ, B.NE):
@@ -86,6 +83,54 @@ def _fused_string_eq(left: ir.Expr, lit: str) -> Fn | None:
     if middle.name in ("metadata", "trace_context"):
         return label_equals(middle.name, left.name, lit)
     return None
+
+
+def _logic_chain(node: ir.Binary, compile_expr: CompileFn) -> Fn:
+    """``&&`` / ``||``; a chain of one of them (``a && b && c``, as CEL writes it) compiles flat.
+
+    Same result (a bool) and the same left-to-right short-circuit as the nested
+    closures, one frame per chain instead of one per operator (like ``All``/``Any``).
+    """
+    op = node.op
+    operands: list[ir.Expr] = []
+    stack: list[ir.Expr] = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is ir.Binary and item.op is op:
+            stack.append(item.right)
+            stack.append(item.left)
+        else:
+            operands.append(item)
+    fns = [compile_expr(operand) for operand in operands]
+    if op is B.AND:
+        if len(fns) == 2:
+            left, right = fns
+            return lambda ctx: bool(right(ctx)) if left(ctx) else False
+        if len(fns) == 3:
+            a, b, c = fns
+            return lambda ctx: bool(a(ctx) and b(ctx) and c(ctx))
+
+        def and_n(ctx: Any) -> bool:
+            for f in fns:
+                if not f(ctx):
+                    return False
+            return True
+
+        return and_n
+    if len(fns) == 2:
+        left, right = fns
+        return lambda ctx: True if left(ctx) else bool(right(ctx))
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda ctx: bool(a(ctx) or b(ctx) or c(ctx))
+
+    def or_n(ctx: Any) -> bool:
+        for f in fns:
+            if f(ctx):
+                return True
+        return False
+
+    return or_n
 
 
 # --------------------------------------------------------------------------- generic

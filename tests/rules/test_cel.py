@@ -626,3 +626,24 @@ def test_several_precedence_warnings() -> None:
     warnings = cel_precedence_warnings("(a == b < c) && (d != e > f)")
     assert len(warnings) == 2
     assert "'a == b < c'" in warnings[0] and "'d != e > f'" in warnings[1]
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6])
+def test_logic_chains_short_circuit_left_to_right(n: int) -> None:
+    # `a && b && c` compiles flat (one closure per chain); results and evaluation order are unchanged.
+    env = {"yes": "y", "empty": ""}
+    truthy = " && ".join(["yes"] * n)
+    assert evaluate(truthy, env=env) is True
+    assert evaluate(" || ".join(["empty"] * n), env=env) is False
+    # the first falsy (resp. truthy) operand stops the chain before the failing one
+    assert evaluate(" && ".join(["yes"] * (n - 1) + ["empty", "missing"]), env=env) is False
+    assert evaluate(" || ".join(["empty"] * (n - 1) + ["yes", "missing"]), env=env) is True
+    with pytest.raises(EvalError, match="undefined variable: missing"):
+        evaluate(" && ".join(["yes"] * (n - 1) + ["missing", "empty"]), env=env)
+    with pytest.raises(EvalError, match="undefined variable: missing"):
+        evaluate(" || ".join(["empty"] * (n - 1) + ["missing", "yes"]), env=env)
+    # a chain keeps its upstream display
+    assert src(" && ".join(["a"] * 3)) == "((a && a) && a)"
+    # mixed and right-nested chains
+    assert evaluate("yes && (yes && (empty || yes)) && yes", env=env) is True
+    assert evaluate("(empty || (empty || empty)) || (yes && empty)", env=env) is False

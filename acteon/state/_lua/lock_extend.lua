@@ -1,0 +1,5 @@
+-- KEYS: lock.  ARGV: owner, ttl_ms.  -> 1 extended / 0 not held by this owner
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0

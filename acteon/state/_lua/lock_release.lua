@@ -1,0 +1,5 @@
+-- KEYS: lock.  ARGV: owner.  -> 1 released / 0 not held by this owner
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0

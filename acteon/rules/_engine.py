@@ -376,18 +376,18 @@ class RuleSet:
                 if matched:
                     return entry.verdict or matched  # type: ignore[no-any-return,unused-ignore]
             return ALLOW
-        except Pending as pending:
+        except Pending as first:
             assert entry is not None
-            start = entry.index
-            await ctx.resolve(pending)
+            pending, start = first, entry.index
         except Exception as err:
             raise _wrap_error(entry, err) from err
+        # Slow path: a rule needs an awaited lookup; answer it and resume from that rule.
         while True:
+            await ctx.resolve(pending)
             try:
                 return self._scan(ctx, start)
-            except Pending as pending:
-                start = pending.index
-                await ctx.resolve(pending)
+            except Pending as again:
+                pending, start = again, again.index
 
     def evaluate_with_trace(
         self,

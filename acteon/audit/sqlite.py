@@ -156,6 +156,16 @@ def _from_row(row: tuple[Any, ...]) -> AuditRecord:
     )
 
 
+# Errors that belong to one row (the rest of its batch can still be written).
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
+
+
+def _row_error(exc: BaseException, row: tuple[Any, ...]) -> AuditError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return _unique_error(exc, row)
+    return AuditSerializationError(f"audit record {row[0]}: {exc}")
+
+
 def _unique_error(exc: sqlite3.IntegrityError, row: tuple[Any, ...]) -> AuditStorageError:
     text = str(exc)
     if "sequence_number" in text:
@@ -436,15 +446,15 @@ class SQLiteAuditStore(AuditStore):
                 rollback(cur)
                 raise
 
-        def row_by_row() -> list[tuple[tuple[Any, ...], sqlite3.IntegrityError]]:
+        def row_by_row() -> list[tuple[tuple[Any, ...], BaseException]]:
             # A failed INSERT undoes only itself; the transaction keeps the others.
-            bad: list[tuple[tuple[Any, ...], sqlite3.IntegrityError]] = []
+            bad: list[tuple[tuple[Any, ...], BaseException]] = []
             cur.execute("BEGIN IMMEDIATE")
             try:
                 for row in rows:
                     try:
                         cur.execute(insert, row)
-                    except sqlite3.IntegrityError as exc:
+                    except _ROW_ERRORS as exc:
                         bad.append((row, exc))
                 cur.execute("COMMIT")
             except BaseException:
@@ -454,11 +464,12 @@ class SQLiteAuditStore(AuditStore):
 
         try:
             self._call(all_at_once)
-        except AuditStorageError as exc:
-            if not isinstance(exc.__cause__, sqlite3.IntegrityError):
+        except (AuditStorageError, OverflowError) as exc:
+            cause = exc.__cause__ if isinstance(exc, AuditStorageError) else exc
+            if not isinstance(cause, _ROW_ERRORS):
                 raise
             for row, err in self._call(row_by_row):
-                self._reject(_unique_error(err, row))
+                self._reject(_row_error(err, row))
 
     def _reject(self, error: AuditError) -> None:
         log.error("audit record rejected: %s", error)
@@ -485,9 +496,11 @@ class SQLiteAuditStore(AuditStore):
             cur = self._call(self._pool.worker)
             try:
                 self._call(lambda: cur.execute(self._sql.insert, row))
+            except OverflowError as exc:
+                raise _row_error(exc, row) from exc
             except AuditStorageError as exc:
-                if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                    raise _unique_error(exc.__cause__, row) from exc.__cause__
+                if isinstance(exc.__cause__, _ROW_ERRORS):
+                    raise _row_error(exc.__cause__, row) from exc.__cause__
                 raise
 
     # ------------------------------------------------------------------ reading

@@ -148,9 +148,12 @@ class _SQL:
             f"UPDATE {st} SET value = ?, version = version + 1, expires_at = ? WHERE key = ?"
         )
         self.replace = f"INSERT OR REPLACE INTO {st} {cols} VALUES (?, ?, ?, ?, ?, ?, 1, ?)"
-        # params: value, expires_at (NULL keeps), key, expected_version, now
-        self.cas_update = (
-            f"UPDATE {st} SET value = ?, version = version + 1, expires_at = COALESCE(?, expires_at)"
+        # params: value, [expires_at,] key, expected_version, now
+        self.cas_keep = (
+            f"UPDATE {st} SET value = ?, version = version + 1 WHERE key = ? AND version = ? AND {live}"
+        )
+        self.cas_expire = (
+            f"UPDATE {st} SET value = ?, version = version + 1, expires_at = ?"
             f" WHERE key = ? AND version = ? AND {live}"
         )
         self.scan = f"SELECT key, value FROM {st} WHERE kind = ? AND ns = ? AND tenant = ? AND {live}"
@@ -398,14 +401,18 @@ class SQLiteStateStore(StateStore):
         self, cur: sqlite3.Cursor, k: str, expected: int, new_value: str, ttl: float | None
     ) -> CasResult:
         now = self._now_ms()
-        params = (new_value, self._expiry(now, ttl), k, expected, now)
-        cur.execute(self._sql.cas_update, params)
+        params: tuple[Any, ...]
+        if ttl is None:  # keep the expiry
+            sql, params = self._sql.cas_keep, (new_value, k, expected, now)
+        else:
+            sql, params = self._sql.cas_expire, (new_value, now + int(ttl * 1000), k, expected, now)
+        cur.execute(sql, params)
         if cur.rowcount == 1:
             return _CAS_OK
         # Report the conflict from the same snapshot that refused the write.
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute(self._sql.cas_update, params)
+            cur.execute(sql, params)
             if cur.rowcount == 1:
                 result = _CAS_OK
             else:
@@ -610,16 +617,6 @@ class SQLiteDistributedLock(DistributedLock):
         return cur.execute(self._sql.lock_held, (name, owner, self._now_ms())).fetchone() is not None
 
     async def sweep_expired(self) -> int:
-        """Delete expired locks (in a worker thread); returns how many."""
+        """Delete expired locks in batches of 1000 (in a worker thread); returns how many."""
         store = self._store
-        now_sql = self._sql.sweep_locks
-        return await anyio.to_thread.run_sync(store._in_worker, self._sweep, (now_sql,))
-
-    def _sweep(self, cur: sqlite3.Cursor, sql: str) -> int:
-        now = self._now_ms()
-        total = 0
-        while True:
-            cur.execute(sql, (now,))
-            total += cur.rowcount
-            if cur.rowcount < _SWEEP_BATCH:
-                return total
+        return await anyio.to_thread.run_sync(store._in_worker, store._sweep, (self._sql.sweep_locks,))

@@ -193,6 +193,18 @@ async def test_unserializable_payload_is_rejected_alone(db: Path) -> None:
         assert await store.get_by_id("bad") is None
 
 
+async def test_a_value_sqlite_cannot_store_is_rejected_alone(db: Path) -> None:
+    async with SQLiteAuditStore(db, flush_interval=SLOW) as store:
+        await store.record(rec("huge", duration_ms=2**70))
+        await store.record(rec("fine"))
+        with pytest.raises(AuditError, match="huge"):
+            await store.flush()
+        assert await store.get_by_id("fine") is not None
+        with pytest.raises(AuditError, match="huge-seq"):
+            await store.record(rec("huge-seq", duration_ms=2**70, sequence_number=1))
+        await store.record(rec("ok-seq", sequence_number=1))
+
+
 async def test_unique_violation_on_a_sequenced_record_raises_from_record(db: Path) -> None:
     async with SQLiteAuditStore(db) as store:
         await store.record(rec("s1", sequence_number=4))

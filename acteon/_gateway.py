@@ -154,7 +154,7 @@ class AsyncGateway(ManagementMixin):
             config = GatewayConfig()
         elif not isinstance(config, GatewayConfig):
             config = GatewayConfig.model_validate(dict(config))
-        self.config = config
+        self._config = config
         self._clock: Clock = clock or SYSTEM_CLOCK
         self._owned: list[Any] = []
 
@@ -256,6 +256,11 @@ class AsyncGateway(ManagementMixin):
         return gw
 
     @property
+    def config(self) -> GatewayConfig:
+        """The gateway's settings."""
+        return self._config
+
+    @property
     def clock(self) -> Clock:
         return self._clock
 
@@ -284,7 +289,7 @@ class AsyncGateway(ManagementMixin):
             await self.start()
         if dry_run:
             return await self._dry_run(action)
-        self.metrics.dispatched += 1
+        self._metrics.dispatched += 1
         started = perf_counter()
         now = self._clock.now()
         try:
@@ -292,7 +297,7 @@ class AsyncGateway(ManagementMixin):
                 action, now=now, state=self._state, env=self._env, timezone=self._tz
             )
         except RuleEvaluationError as exc:
-            self.metrics.rule_errors += 1
+            self._metrics.rule_errors += 1
             await self._record_error(action, "error", None, exc, now, started, caller)
             raise
         kind = verdict.kind
@@ -323,7 +328,7 @@ class AsyncGateway(ManagementMixin):
                 if created:
                     outcome = await self._execute_action(action)
                 else:
-                    self.metrics.deduplicated += 1
+                    self._metrics.deduplicated += 1
                     outcome = Deduplicated()
             elif kind == "throttle":
                 guard, outcome = await self._throttle(action, verdict, lock_name, now)
@@ -362,7 +367,7 @@ class AsyncGateway(ManagementMixin):
         its exception (an ``ActeonError``), so one bad item never fails the batch.
         """
         results: list[Outcome | ActeonError | None] = [None] * len(actions)
-        limiter = anyio.CapacityLimiter(self.config.batch_concurrency)
+        limiter = anyio.CapacityLimiter(self._config.batch_concurrency)
 
         async def one(index: int, item: Action | Mapping[str, Any]) -> None:
             async with limiter:
@@ -424,7 +429,7 @@ class AsyncGateway(ManagementMixin):
         try:
             if count is None or count <= int(verdict.max_count):
                 return guard, await self._execute_action(action)
-            self.metrics.throttled += 1
+            self._metrics.throttled += 1
             retry_ms = max(window_end_ms - int(now_s * 1000), 0)
             return guard, Throttled(timedelta(milliseconds=retry_ms))
         except BaseException:
@@ -436,7 +441,7 @@ class AsyncGateway(ManagementMixin):
         if kind == "allow":
             return await self._execute_action(action)
         if kind in ("suppress", "deny"):
-            self.metrics.suppressed += 1
+            self._metrics.suppressed += 1
             return Suppressed(verdict.rule or "")
         if kind == "modify":
             patched = merge_patch(action.payload, verdict.changes)
@@ -448,13 +453,13 @@ class AsyncGateway(ManagementMixin):
     async def _execute_action(self, action: Action) -> Outcome:
         provider = self._providers.get(action.provider)
         if provider is None:
-            self.metrics.failed += 1
+            self._metrics.failed += 1
             return Failed("PROVIDER_NOT_FOUND", f"provider not found: {action.provider}", False, 0)
         outcome = await self._executor.execute(action, provider)
         if type(outcome) is Executed:
-            self.metrics.executed += 1
+            self._metrics.executed += 1
         else:
-            self.metrics.failed += 1
+            self._metrics.failed += 1
         return outcome
 
     async def _reroute(self, action: Action, target: str) -> Outcome:
@@ -463,9 +468,9 @@ class AsyncGateway(ManagementMixin):
             raise ProviderNotFoundError(target)
         outcome = await self._executor.execute(action, provider)
         if isinstance(outcome, Executed):
-            self.metrics.rerouted += 1
+            self._metrics.rerouted += 1
             return Rerouted(action.provider, target, outcome.response)
-        self.metrics.failed += 1
+        self._metrics.failed += 1
         return outcome
 
     async def _dry_run(self, action: Action) -> Outcome:
@@ -525,12 +530,12 @@ class AsyncGateway(ManagementMixin):
         summary: dict[str, int] = {}
         summary["state_swept"] = await self._state.sweep_expired()
         summary["locks_swept"] = await self._lock.sweep_expired()
-        if self._audit is not None and self.config.audit_ttl_seconds is not None:
+        if self._audit is not None and self._config.audit_ttl_seconds is not None:
             summary["audit_expired"] = await self._audit.cleanup_expired()
         return summary
 
     async def _background_loop(self) -> None:
-        interval = self.config.background_interval_seconds
+        interval = self._config.background_interval_seconds
         while True:
             try:
                 await self.tick()

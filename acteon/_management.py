@@ -27,10 +27,15 @@ if TYPE_CHECKING:
 class ManagementMixin:
     """Everything on the gateway that is not ``dispatch``."""
 
-    metrics: GatewayMetrics
+    _metrics: GatewayMetrics
 
     def _init_management(self) -> None:
-        self.metrics = GatewayMetrics()
+        self._metrics = GatewayMetrics()
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        """Monotonic counters; ``metrics.snapshot()`` copies them."""
+        return self._metrics
 
     # ------------------------------------------------------------------ rules
 

@@ -22,6 +22,9 @@ class Provider(ABC):
     """Base class of every provider. ``name`` is how actions address it."""
 
     name: str = ""
+    inline: bool = False
+    """True when ``execute`` never suspends (no I/O waits): the executor then skips
+    the per-attempt timeout scope, which could not interrupt it anyway."""
 
     @abstractmethod
     async def execute(self, action: Action) -> ProviderResponse:
@@ -60,6 +63,7 @@ class FunctionProvider(Provider):
         self._fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
         self._inline = inline
+        self.inline = inline and not self._is_async
 
     async def execute(self, action: Action) -> ProviderResponse:
         if self._is_async:

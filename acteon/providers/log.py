@@ -18,6 +18,7 @@ class LogProvider(Provider):
     def __init__(self, name: str = "log", *, level: int = logging.INFO, **_: Any) -> None:
         self.name = name
         self._level = level
+        self.inline = True
 
     async def execute(self, action: Action) -> ProviderResponse:
         if _log.isEnabledFor(self._level):

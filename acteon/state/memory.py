@@ -6,8 +6,9 @@ conditional writes ignore expired entries) plus :meth:`sweep_expired`.
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
-import uuid
 from dataclasses import dataclass
 
 from acteon._clock import Clock
@@ -15,6 +16,8 @@ from acteon._exceptions import LockExpired, StateSerializationError
 from acteon.state._base import CasResult, DistributedLock, LockGuard, StateStore
 from acteon.state._keys import KeyLike, canonical
 
+_OWNERS = itertools.count(1)
+_PID = os.getpid()
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 
@@ -266,7 +269,8 @@ class MemoryDistributedLock(DistributedLock):
 
     async def try_acquire(self, name: str, ttl: float) -> LockGuard | None:
         now = self._now_ms()
-        owner = uuid.uuid4().hex
+        # Owners only need to be unique within this process's lock table.
+        owner = f"{_PID}-{next(_OWNERS)}"
         with self._mutex:
             held = self._locks.get(name)
             if held is not None and held.expires_at > now:

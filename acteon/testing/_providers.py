@@ -28,6 +28,7 @@ class RecordingProvider(Provider):
 
     def __init__(self, name: str = "recorder", response: Any = None) -> None:
         self.name = name
+        self.inline = True
         self.actions: list[Action] = []
         self._response = {"ok": True} if response is None else response
 

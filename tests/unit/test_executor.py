@@ -45,7 +45,7 @@ async def test_retryable_exhausts_and_dead_letters() -> None:
     assert outcome == Failed("CONNECTION", "connection error: transient", True, 4)
     assert p.calls == 4
     assert [e.attempts for e in dlq.list()] == [4]
-    assert clock.time() - start == pytest.approx(0.003)  # three backoff sleeps on the fake clock
+    assert clock.time() - start == pytest.approx(0.003, abs=1e-6)  # three backoff sleeps on the fake clock
 
 
 async def test_fail_twice_then_succeed() -> None:

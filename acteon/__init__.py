@@ -6,7 +6,9 @@ a dead-letter queue, and every outcome lands in an audit trail.
 """
 
 from acteon._action import Action
+from acteon._caller import Caller
 from acteon._clock import Clock, SystemClock
+from acteon._events import EventFilter, StreamEvent, Subscription
 from acteon._exceptions import (
     ActeonError,
     ApprovalAlreadyDecided,
@@ -44,8 +46,6 @@ from acteon._exceptions import (
     StateTimeout,
     UsageError,
 )
-from acteon._caller import Caller
-from acteon._events import EventFilter, StreamEvent, Subscription
 from acteon._executor import ExecutorConfig
 from acteon._gateway import AsyncGateway
 from acteon._response import ProviderResponse
@@ -57,26 +57,22 @@ from acteon.outcomes import Outcome, OutcomeFailure
 __all__ = [
     "ActeonError",
     "Action",
+    "ApprovalAlreadyDecided",
+    "ApprovalNotFound",
     "AsyncGateway",
+    "AuditError",
+    "AuditSerializationError",
+    "AuditStorageError",
     "Caller",
+    "CasConflictError",
+    "ChainError",
+    "Clock",
+    "ConfigurationError",
     "EventFilter",
     "ExecutorConfig",
     "ExecutorSettings",
     "Gateway",
     "GatewayConfig",
-    "OutcomeFailure",
-    "RetryStrategy",
-    "StreamEvent",
-    "Subscription",
-    "ApprovalAlreadyDecided",
-    "ApprovalNotFound",
-    "AuditError",
-    "AuditSerializationError",
-    "AuditStorageError",
-    "CasConflictError",
-    "ChainError",
-    "Clock",
-    "ConfigurationError",
     "GatewayError",
     "LockContention",
     "LockExpired",
@@ -84,6 +80,7 @@ __all__ = [
     "MissingDependencyError",
     "NotSupportedError",
     "Outcome",
+    "OutcomeFailure",
     "ProviderConfigurationError",
     "ProviderConnectionError",
     "ProviderError",
@@ -95,6 +92,7 @@ __all__ = [
     "ProviderResponse",
     "ProviderSerializationError",
     "ProviderTimeout",
+    "RetryStrategy",
     "RuleError",
     "RuleEvaluationError",
     "RuleLoadError",
@@ -104,6 +102,8 @@ __all__ = [
     "StateError",
     "StateSerializationError",
     "StateTimeout",
+    "StreamEvent",
+    "Subscription",
     "SystemClock",
     "UsageError",
 ]

@@ -113,3 +113,19 @@ class Action(BaseModel):
     def with_payload(self, payload: Any) -> Action:
         """A copy with another payload (same id)."""
         return self.model_copy(update={"payload": payload})
+
+
+def coerce_action(action: Any) -> Action:
+    """An ``Action`` from an ``Action`` or a wire-form mapping (``SerializationError`` if invalid)."""
+    if isinstance(action, Action):
+        return action
+    if isinstance(action, dict) or hasattr(action, "keys"):
+        from pydantic import ValidationError
+
+        try:
+            return Action.model_validate(dict(action))
+        except ValidationError as exc:
+            from acteon._exceptions import SerializationError
+
+            raise SerializationError(f"invalid action: {exc}") from exc
+    raise TypeError(f"expected an Action or a dict, got {type(action).__name__}")

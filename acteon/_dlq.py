@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -39,11 +40,11 @@ class DeadLetterQueue:
         with self._mutex:
             self._entries.append(entry)
 
-    def list(self) -> list[DeadLetter]:
+    def list(self) -> builtins.list[DeadLetter]:
         with self._mutex:
             return list(self._entries)
 
-    def drain(self) -> list[DeadLetter]:
+    def drain(self) -> builtins.list[DeadLetter]:
         with self._mutex:
             out = list(self._entries)
             self._entries.clear()

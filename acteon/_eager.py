@@ -11,6 +11,7 @@ from collections import deque
 
 import anyio
 
+
 class FastLimiter:
     """A counting limiter that only waits (and only yields) when it is full."""
 

@@ -298,11 +298,11 @@ class ProviderHTTPError(ProviderError):
         self.body = body
         super().__init__(str(status_code))
 
-    @property  # type: ignore[misc]
+    @property
     def retryable(self) -> bool:  # type: ignore[override]
         return self.status_code in (408, 425, 429) or self.status_code >= 500
 
-    @property  # type: ignore[misc]
+    @property
     def code(self) -> str:  # type: ignore[override]
         if self.status_code == 429:
             return "RATE_LIMITED"

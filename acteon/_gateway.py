@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import anyio
 from anyio.abc import TaskGroup
 
-from acteon._action import Action
+from acteon._action import Action, coerce_action
 from acteon._audit_builder import AuditBuilder
 from acteon._caller import Caller
 from acteon._clock import SYSTEM_CLOCK, Clock
@@ -103,7 +103,7 @@ def _coerce_rules(rules: RulesArg) -> RuleSet:
             path = Path(rules)
             return load_rules_dir(path) if path.is_dir() else load_rules(path)
         return load_rules(str(rules))
-    return RuleSet(rules)
+    return RuleSet(cast(Iterable[Any], rules))
 
 
 def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
@@ -284,7 +284,7 @@ class AsyncGateway(ManagementMixin):
         or ``NotSupportedError`` when the gateway cannot decide or run.
         """
         if type(action) is not Action:
-            action = self._coerce_action(action)
+            action = coerce_action(action)
         if not self._started:
             await self.start()
         if dry_run:
@@ -382,20 +382,6 @@ class AsyncGateway(ManagementMixin):
         return [r for r in results if r is not None]
 
     # ------------------------------------------------------------------ pipeline parts
-
-    def _coerce_action(self, action: Any) -> Action:
-        if isinstance(action, Action):
-            return action
-        if isinstance(action, Mapping):
-            from pydantic import ValidationError
-
-            try:
-                return Action.model_validate(dict(action))
-            except ValidationError as exc:
-                from acteon._exceptions import SerializationError
-
-                raise SerializationError(f"invalid action: {exc}") from exc
-        raise TypeError(f"dispatch() takes an Action or a dict, got {type(action).__name__}")
 
     async def _wait_for_lock(self, lock_name: str) -> LockGuard:
         try:

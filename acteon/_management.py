@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from acteon._action import Action
+from acteon._action import Action, coerce_action
 from acteon._dlq import DeadLetter
 from acteon._events import EventFilter, Subscription
 from acteon._exceptions import ConfigurationError, UsageError
@@ -21,13 +21,27 @@ from acteon.providers._base import Provider
 from acteon.rules import EvaluationTrace, RuleSet, load_rules, load_rules_dir
 
 if TYPE_CHECKING:
-    from acteon._gateway import AsyncGateway
+    from acteon._clock import Clock
+    from acteon._dlq import DeadLetterQueue
+    from acteon._events import EventBus
+    from acteon.audit._base import AuditStore
+    from acteon.state._base import StateStore
 
 
 class ManagementMixin:
     """Everything on the gateway that is not ``dispatch``."""
 
     _metrics: GatewayMetrics
+    _rules: RuleSet
+    _rules_source: Any
+    _state: StateStore
+    _audit: AuditStore | None
+    _providers: dict[str, Provider]
+    _clock: Clock
+    _env: dict[str, str]
+    _tz: str | None
+    _dlq: DeadLetterQueue | None
+    _events: EventBus
 
     def _init_management(self) -> None:
         self._metrics = GatewayMetrics()
@@ -40,11 +54,11 @@ class ManagementMixin:
     # ------------------------------------------------------------------ rules
 
     @property
-    def rules(self: AsyncGateway) -> RuleSet:
+    def rules(self) -> RuleSet:
         """The active rule set (sorted by priority)."""
         return self._rules
 
-    def reload_rules(self: AsyncGateway, rules: RuleSet | str | os.PathLike[str] | None = None) -> int:
+    def reload_rules(self, rules: RuleSet | str | os.PathLike[str] | None = None) -> int:
         """Replace the rule set atomically; returns the number of rules.
 
         ``rules`` may be a ``RuleSet``, a file, a directory or YAML text; ``None``
@@ -69,16 +83,16 @@ class ManagementMixin:
         self._rules = new
         return len(new)
 
-    def enable_rule(self: AsyncGateway, name: str) -> bool:
+    def enable_rule(self, name: str) -> bool:
         """Enable the first rule with this name; ``False`` if there is none."""
         return self._rules.enable_rule(name)
 
-    def disable_rule(self: AsyncGateway, name: str) -> bool:
+    def disable_rule(self, name: str) -> bool:
         """Disable the first rule with this name; ``False`` if there is none."""
         return self._rules.disable_rule(name)
 
     async def evaluate_rules(
-        self: AsyncGateway,
+        self,
         action: Action | Mapping[str, Any],
         *,
         include_disabled: bool = False,
@@ -87,8 +101,7 @@ class ManagementMixin:
         mock_state: Mapping[str, str] | None = None,
     ) -> EvaluationTrace:
         """Rule playground: the evaluation trace (rules.md §10). Never writes or executes."""
-        if type(action) is not Action:
-            action = self._coerce_action(action)
+        action = coerce_action(action)
         state: Any = self._state
         if mock_state:
             state = _OverlayState(dict(mock_state), self._state)
@@ -105,17 +118,17 @@ class ManagementMixin:
     # ------------------------------------------------------------------ providers
 
     @property
-    def providers(self: AsyncGateway) -> dict[str, Provider]:
+    def providers(self) -> dict[str, Provider]:
         """Registered providers by name (a copy)."""
         return dict(self._providers)
 
-    def register_provider(self: AsyncGateway, provider: Provider) -> None:
+    def register_provider(self, provider: Provider) -> None:
         """Add or replace a provider."""
         if not provider.name:
             raise ConfigurationError(f"provider {provider!r} has no name")
         self._providers[provider.name] = provider
 
-    async def provider_health(self: AsyncGateway) -> list[dict[str, Any]]:
+    async def provider_health(self) -> list[dict[str, Any]]:
         """``[{provider, healthy, error?}]`` in name order (checks run one after another)."""
         out: list[dict[str, Any]] = []
         for name in sorted(self._providers):
@@ -128,7 +141,7 @@ class ManagementMixin:
 
     # ------------------------------------------------------------------ audit
 
-    async def audit_query(self: AsyncGateway, query: AuditQuery | Mapping[str, Any] | None = None) -> AuditPage:
+    async def audit_query(self, query: AuditQuery | Mapping[str, Any] | None = None) -> AuditPage:
         """Query the audit trail (filters, sorting and cursor pagination of state-audit.md B2-B4)."""
         store = self._require_audit()
         if query is None:
@@ -137,32 +150,32 @@ class ManagementMixin:
             query = AuditQuery.from_params(dict(query))
         return await store.query(query)
 
-    async def audit_get(self: AsyncGateway, action_id: str) -> AuditRecord | None:
+    async def audit_get(self, action_id: str) -> AuditRecord | None:
         """The most recent audit record of an action."""
         return await self._require_audit().get_by_action_id(action_id)
 
-    def _require_audit(self: AsyncGateway) -> Any:
+    def _require_audit(self) -> AuditStore:
         if self._audit is None:
             raise UsageError("audit is not enabled on this gateway")
         return self._audit
 
     # ------------------------------------------------------------------ dead-letter queue
 
-    def dlq_enabled(self: AsyncGateway) -> bool:
+    def dlq_enabled(self) -> bool:
         return self._dlq is not None
 
-    def dlq_list(self: AsyncGateway) -> list[DeadLetter]:
+    def dlq_list(self) -> list[DeadLetter]:
         """Dead letters in arrival order (empty when the DLQ is disabled)."""
         return [] if self._dlq is None else self._dlq.list()
 
-    def dlq_drain(self: AsyncGateway) -> list[DeadLetter]:
+    def dlq_drain(self) -> list[DeadLetter]:
         """Remove and return every dead letter."""
         return [] if self._dlq is None else self._dlq.drain()
 
     # ------------------------------------------------------------------ events
 
     def events(
-        self: AsyncGateway,
+        self,
         filter: EventFilter | None = None,
         *,
         namespace: str | None = None,

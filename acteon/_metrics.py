@@ -19,6 +19,36 @@ class GatewayMetrics:
 
     __slots__ = _COUNTERS
 
+    dispatched: int
+    executed: int
+    deduplicated: int
+    suppressed: int
+    rerouted: int
+    throttled: int
+    failed: int
+    pending_approval: int
+    llm_guardrail_allowed: int
+    llm_guardrail_denied: int
+    llm_guardrail_errors: int
+    chains_started: int
+    chains_completed: int
+    chains_failed: int
+    chains_cancelled: int
+    circuit_open: int
+    circuit_transitions: int
+    circuit_fallbacks: int
+    scheduled: int
+    recurring_dispatched: int
+    recurring_errors: int
+    recurring_skipped: int
+    quota_exceeded: int
+    quota_warned: int
+    quota_degraded: int
+    quota_notified: int
+    rule_errors: int
+    grouped: int
+    state_changed: int
+
     def __init__(self) -> None:
         for name in _COUNTERS:
             setattr(self, name, 0)

@@ -67,7 +67,7 @@ class FunctionProvider(Provider):
 
     async def execute(self, action: Action) -> ProviderResponse:
         if self._is_async:
-            result = await self._fn(action)  # type: ignore[misc]
+            result = await self._fn(action)
         elif self._inline:
             result = self._fn(action)
         else:

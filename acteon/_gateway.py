@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter
@@ -78,6 +78,14 @@ _NOT_YET = {
 _NAMELESS_VERDICTS = frozenset({"allow", "deduplicate"})
 
 RulesArg = RuleSet | str | os.PathLike[str] | Iterable[Any] | None
+
+VerdictHandler = Callable[[Action, Verdict, datetime, "Caller | None"], Awaitable[Outcome]]
+"""Handles one verdict kind under the dispatch lock; registered by workflow features."""
+AdmissionHook = Callable[[Action, datetime], Awaitable["Action | Outcome"]]
+"""Runs before the rules (quotas): returns the action to go on with, or an outcome that ends
+the dispatch (audited with verdict ``allow``, as upstream's quota short-circuit)."""
+BackgroundJob = Callable[[datetime], Awaitable[int]]
+"""One background job: does what is due at the given time, returns how many items it handled."""
 ProvidersArg = Iterable[Provider] | Mapping[str, Provider] | None
 
 
@@ -195,6 +203,9 @@ class AsyncGateway(ManagementMixin):
         self._started = False
         self._closed = False
         self._task_group: TaskGroup | None = None
+        self._verdict_handlers: dict[str, VerdictHandler] = {}
+        self._admission_hooks: list[AdmissionHook] = []
+        self._jobs: dict[str, BackgroundJob] = {}
         self._init_management()
         if chains:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
@@ -292,6 +303,13 @@ class AsyncGateway(ManagementMixin):
         self._metrics.dispatched += 1
         started = perf_counter()
         now = self._clock.now()
+        if self._admission_hooks:
+            for hook in self._admission_hooks:
+                admitted = await hook(action, now)
+                if isinstance(admitted, Outcome):
+                    await self._finish(action, "allow", None, admitted, now, started, caller)
+                    return admitted
+                action = admitted
         try:
             verdict: Verdict = await self._rules.aevaluate(
                 action, now=now, state=self._state, env=self._env, timezone=self._tz
@@ -301,13 +319,14 @@ class AsyncGateway(ManagementMixin):
             await self._record_error(action, "error", None, exc, now, started, caller)
             raise
         kind = verdict.kind
-        if kind in _NOT_YET or action.dispatch_at is not None:
-            what = "scheduled delivery (dispatch_at)" if kind not in _NOT_YET else _NOT_YET[kind]
+        if action.dispatch_at is not None and "dispatch_at" not in self._verdict_handlers:
+            exc2 = NotSupportedError("scheduled delivery (dispatch_at) is not supported yet by this acteon version")
+            await self._record_error(action, kind, verdict.rule, exc2, now, started, caller)
+            raise exc2
+        if kind in _NOT_YET and kind not in self._verdict_handlers:
             exc2 = NotSupportedError(
-                f"the '{kind}' verdict of rule '{verdict.rule}' needs {what}, which this acteon "
+                f"the '{kind}' verdict of rule '{verdict.rule}' needs {_NOT_YET[kind]}, which this acteon "
                 "version does not support yet"
-                if kind in _NOT_YET
-                else f"{what} is not supported yet by this acteon version"
             )
             await self._record_error(action, kind, verdict.rule, exc2, now, started, caller)
             raise exc2
@@ -336,7 +355,7 @@ class AsyncGateway(ManagementMixin):
                 guard = await self._lock.try_acquire(lock_name, self._lock_ttl)
                 if guard is None:
                     guard = await self._wait_for_lock(lock_name)
-                outcome = await self._handle(action, verdict)
+                outcome = await self._handle(action, verdict, now, caller)
         except ActeonError as exc:
             if not isinstance(exc, LockFailed):
                 await self._record_error(action, kind, verdict.rule, exc, now, started, caller)
@@ -346,13 +365,26 @@ class AsyncGateway(ManagementMixin):
                 await guard.release_deferred()
 
         matched = None if kind in _NAMELESS_VERDICTS else verdict.rule
+        await self._finish(action, kind, matched, outcome, now, started, caller)
+        return outcome
+
+    async def _finish(
+        self,
+        action: Action,
+        verdict: str,
+        matched: str | None,
+        outcome: Outcome,
+        now: datetime,
+        started: float,
+        caller: Caller | None,
+    ) -> None:
+        """Audit and publish one finished dispatch."""
         if self._audit is not None:
-            record = self._audit_builder.build(action, kind, matched, outcome, now, self._clock.now(),
+            record = self._audit_builder.build(action, verdict, matched, outcome, now, self._clock.now(),
                                                started, caller)
             await self._audit.record(record)
         if self._events.has_subscribers:
             self._publish_outcome(action, outcome)
-        return outcome
 
     async def dispatch_batch(
         self,
@@ -422,7 +454,7 @@ class AsyncGateway(ManagementMixin):
             await guard.release()
             raise
 
-    async def _handle(self, action: Action, verdict: Verdict) -> Outcome:
+    async def _handle(self, action: Action, verdict: Verdict, now: datetime, caller: Caller | None) -> Outcome:
         kind = verdict.kind
         if kind == "allow":
             return await self._execute_action(action)
@@ -434,6 +466,9 @@ class AsyncGateway(ManagementMixin):
             return await self._execute_action(action.model_copy(update={"payload": patched}))
         if kind == "reroute":
             return await self._reroute(action, verdict.target_provider)
+        handler = self._verdict_handlers.get(kind)
+        if handler is not None:
+            return await handler(action, verdict, now, caller)
         raise NotSupportedError(f"verdict kind '{kind}' (rule '{verdict.rule}') is not supported")
 
     async def _execute_action(self, action: Action) -> Outcome:
@@ -514,6 +549,9 @@ class AsyncGateway(ManagementMixin):
         if not self._started:
             await self.start()
         summary: dict[str, int] = {}
+        now = self._clock.now()
+        for name, job in self._jobs.items():
+            summary[name] = await job(now)
         summary["state_swept"] = await self._state.sweep_expired()
         summary["locks_swept"] = await self._lock.sweep_expired()
         if self._audit is not None and self._config.audit_ttl_seconds is not None:

@@ -207,9 +207,12 @@ class AsyncGateway(ManagementMixin):
         self._admission_hooks: list[AdmissionHook] = []
         self._jobs: dict[str, BackgroundJob] = {}
         self._init_management()
-        if chains:
+        from acteon._features import attach_features
+
+        attach_features(self, {"chains": chains, "state_machines": state_machines})
+        if chains and "chain" not in self._verdict_handlers:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
-        if state_machines:
+        if state_machines and "state_machine" not in self._verdict_handlers:
             raise NotSupportedError("state machines are not supported yet (state_machines=...)")
 
     # ------------------------------------------------------------------ lifecycle

@@ -556,16 +556,29 @@ class StateStoreContract:
     # ------------------------------------------------------------- sweep (D21)
 
     async def test_sweep_expired(self, state_store: StateStore, time_control: TimeControl) -> None:
-        """D21: the sweeper removes expired entries only (fake-clock backends)."""
-        if time_control.real_time:
-            pytest.skip("this backend expires entries on its own clock")
-        await state_store.check_and_set(_key(KeyKind.DEDUP, "swept"), "1", ttl=60)
+        """D21: the sweeper removes expired entries only.
+
+        A backend whose server expires keys itself (``real_time``) has nothing to
+        sweep: there the expired entry must already be gone and ``sweep_expired``
+        reports 0 -- in both cases live entries stay.
+        """
+        scale = time_control.scale
+        swept = _key(KeyKind.DEDUP, "swept")
+        assert await state_store.check_and_set(swept, "1", ttl=2 * scale)
+        live = _key(KeyKind.DEDUP, "live")
+        assert await state_store.check_and_set(live, "1", ttl=600 * scale)
         permanent = _key(KeyKind.STATE, "permanent")
         await state_store.set(permanent, "stays")
         assert await state_store.sweep_expired() == 0
-        await time_control.advance(61)
-        assert await state_store.sweep_expired() == 1
-        assert await state_store.sweep_expired() == 0
+        await time_control.advance(3)
+        if time_control.real_time:
+            assert await state_store.sweep_expired() == 0
+        else:
+            assert await state_store.sweep_expired() == 1
+            assert await state_store.sweep_expired() == 0
+        assert await state_store.get(swept) is None
+        assert await state_store.check_and_set(swept, "2", ttl=60 * scale)  # the slot is free again
+        assert await state_store.get(live) == "1"
         assert await state_store.get(permanent) == "stays"
 
     # ------------------------------------------------------------- concurrency (D22-D26)
@@ -884,18 +897,30 @@ class DistributedLockContract:
         assert max_inside == 1
 
     async def test_sweep_expired_locks(self, lock: DistributedLock, time_control: TimeControl) -> None:
-        """D34: the sweeper removes expired locks only (fake-clock backends)."""
-        if time_control.real_time:
-            pytest.skip("this backend expires locks on its own clock")
-        leaked = await lock.try_acquire("leaked-lock", 30)
+        """D34: the sweeper removes expired locks only.
+
+        On a ``real_time`` backend the server frees an expired lock by itself, so
+        ``sweep_expired`` reports 0 there; either way the leaked lock can be taken
+        again and the live one is still held.
+        """
+        scale = time_control.scale
+        leaked = await lock.try_acquire("leaked-lock", 2 * scale)
         assert leaked is not None
-        live = await lock.try_acquire("live-lock", 300)
+        live = await lock.try_acquire("live-lock", 600 * scale)
         assert live is not None
         assert await lock.sweep_expired() == 0
-        await time_control.advance(31)
-        assert await lock.sweep_expired() == 1
-        assert await lock.sweep_expired() == 0
+        await time_control.advance(3)
+        if time_control.real_time:
+            assert await lock.sweep_expired() == 0
+        else:
+            assert await lock.sweep_expired() == 1
+            assert await lock.sweep_expired() == 0
+        assert not await leaked.is_held()
+        again = await lock.try_acquire("leaked-lock", 60 * scale)
+        assert again is not None
         assert await live.is_held()
+        assert await again.release()
+        assert await live.release()
 
 
 # --------------------------------------------------------------------------- audit

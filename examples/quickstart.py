@@ -61,6 +61,8 @@ def main() -> None:
                payload={"to": "ada@example.com", "template": "welcome"}, dedup_key="welcome:ada"),
         Action(namespace="shop", tenant="acme", provider="email", action_type="send_email",
                payload={"to": "ada@example.com", "template": "welcome"}, dedup_key="welcome:ada"),
+        Action(namespace="shop", tenant="acme", provider="email", action_type="send_receipt",
+               payload={"to": "ada@example.com", "order": 42}),
         Action(namespace="shop", tenant="acme", provider="email", action_type="spam", payload={}),
         Action(namespace="ops", tenant="acme", provider="email", action_type="send_alert",
                payload={"severity": "critical", "text": "disk full"}),

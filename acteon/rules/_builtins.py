@@ -1,13 +1,14 @@
 """Built-in functions callable from conditions (rules.md §8.5).
 
 Each takes the already-evaluated argument list and returns a runtime value or
-raises an :class:`EvalError` with the upstream message.
+raises an :class:`EvalError` with the upstream message. ``now()`` is not here:
+it reads the evaluation clock, so the compiler builds it from the context
+(``_compile._compile_now_call``).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -83,12 +84,6 @@ def _matches(args: list[Any]) -> Any:
     if type(a) is str and type(b) is str:
         return regex_search(b, a)
     raise RuleTypeError(f"matches() expects (string, string), got ({type_name(a)}, {type_name(b)})")
-
-
-def _now(args: list[Any]) -> Any:
-    _arity("now", args, 0)
-    # Deliberately the real wall clock, as upstream: not the context clock.
-    return int(time.time())
 
 
 def _duration(args: list[Any]) -> Any:
@@ -194,7 +189,6 @@ BUILTINS: dict[str, Builtin] = {
     "starts_with": _affix("starts_with", "startswith"),
     "ends_with": _affix("ends_with", "endswith"),
     "matches": _matches,
-    "now": _now,
     "duration": _duration,
     "format": _format,
     "abs": _abs,

@@ -367,8 +367,30 @@ def _compile_ternary(node: ir.Ternary) -> Fn:
     return lambda ctx: then(ctx) if cond(ctx) else other(ctx)
 
 
+def _compile_now_call(node: ir.Call) -> Fn:
+    """``now()``: the evaluation clock, like the ``now`` identifier.
+
+    The Rust gateway reads the wall clock here, so ``evaluate_at`` and test
+    clocks cannot drive it; acteon reads the context clock (rules.md §8.5 fix).
+    """
+    if node.args:
+        fns = [compile_expr(a) for a in node.args]
+
+        def wrong_arity(ctx: Any) -> Any:
+            for f in fns:  # arguments are evaluated first, as for every call
+                f(ctx)
+            err = RuleTypeError(f"now() expects 0 arguments, got {len(fns)}")
+            annotate(err, node)
+            raise err
+
+        return wrong_arity
+    return lambda ctx: unix_seconds(ctx.now)
+
+
 @_register(ir.Call)
 def _compile_call(node: ir.Call) -> Fn:
+    if node.name == "now":
+        return _compile_now_call(node)
     fns = [compile_expr(a) for a in node.args]
     impl = BUILTINS.get(node.name)
     name = node.name

@@ -4,9 +4,10 @@
 
     [state]
     url = "sqlite:///acteon-state.db"      # or backend = "memory" / "redis" + url
+    prefix = "acteon_"                     # and any other option of the backend's constructor
     [audit]
     enabled = true
-    url = "sqlite:///acteon-audit.db"
+    url = "sqlite:///acteon-audit.db"      # e.g. "redis://..." with write_behind = true
     store_payload = true
     ttl_seconds = 2592000                  # omit to keep records forever (D20)
     [rules]
@@ -94,6 +95,37 @@ def _store_url(section: Mapping[str, Any], name: str, base: Path) -> str:
     return _resolve_url(url, base)
 
 
+# Keys of [state] / [audit] that the config layer itself reads, or that belong to
+# upstream backends acteon does not have; every other key is a constructor option of
+# the chosen store (prefix, pool_size, write_behind, batch_size, ...).
+_STATE_META = frozenset({"backend", "url", "path", "region", "table_name"})
+_AUDIT_META = frozenset({
+    "backend", "url", "path", "enabled", "store_payload", "ttl_seconds", "cleanup_interval_seconds", "redact",
+})
+
+
+def _store_options(section: Mapping[str, Any], name: str, url: str, meta: frozenset[str]) -> dict[str, Any]:
+    """Backend constructor options from a [state]/[audit] section (checked by the opener)."""
+    options = {str(k): v for k, v in section.items() if k not in meta}
+    if "clock" in options:
+        raise ConfigurationError(f"[{name}] clock cannot be set in a config file; pass clock= to the gateway")
+    prefix = options.get("prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise ConfigurationError(f"[{name}] prefix must be a string, got {prefix!r}")
+    if url.startswith("memory:"):
+        # Upstream configs carry a prefix even for the memory backend, which has no keys to prefix.
+        options.pop("prefix", None)
+    return options
+
+
+def _open_store(opener: Any, section: Mapping[str, Any], name: str, base: Path, meta: frozenset[str]) -> Any:
+    url = _store_url(section, name, base)
+    try:
+        return opener(url, **_store_options(section, name, url, meta))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"[{name}] {exc.detail}") from exc
+
+
 def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
     """Turn a config file or dict into ``AsyncGateway`` keyword arguments."""
     if isinstance(source, Mapping):
@@ -141,11 +173,11 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         raise ConfigurationError(f"invalid default_timezone: {exc}") from exc
 
     state_cfg = dict(data.get("state") or {})
-    state = open_state_store(_store_url(state_cfg, "state", base))
+    state = _open_store(open_state_store, state_cfg, "state", base, _STATE_META)
     owned.append(state)
     kwargs["state"] = state
     if audit_cfg.get("enabled", bool(audit_cfg)):
-        audit = open_audit_store(_store_url(audit_cfg, "audit", base))
+        audit = _open_store(open_audit_store, audit_cfg, "audit", base, _AUDIT_META)
         owned.append(audit)
         kwargs["audit"] = audit
 

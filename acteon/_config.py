@@ -12,6 +12,7 @@
     ttl_seconds = 2592000                  # omit to keep records forever (D20)
     [rules]
     directory = "rules"                    # or files = ["a.yaml", "b.cel"]
+    watch = true                           # hot reload on file change (default false)
     default_timezone = "UTC"
     [executor]
     max_retries = 3
@@ -182,13 +183,24 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         kwargs["audit"] = audit
 
     ruleset = RuleSet()
-    rules_source: Path | None = None
+    rules_paths: list[Path] = []
     if rules_cfg.get("directory"):
-        rules_source = (base / str(rules_cfg["directory"])).resolve()
-        ruleset = load_rules_dir(rules_source)
+        rules_paths.append((base / str(rules_cfg["directory"])).resolve())
+        ruleset = load_rules_dir(rules_paths[0])
     for file in rules_cfg.get("files") or []:
-        ruleset = RuleSet.merge(ruleset, load_rules((base / str(file)).resolve()))
+        rules_paths.append((base / str(file)).resolve())
+        ruleset = RuleSet.merge(ruleset, load_rules(rules_paths[-1]))
     kwargs["rules"] = ruleset
+    # Where the rules came from, for reload_rules() and hot reload: one path or, with
+    # `files`, the list (directory first), reloaded in the same order.
+    rules_source: Path | list[Path] | None = None
+    if rules_paths:
+        rules_source = rules_paths[0] if len(rules_paths) == 1 else rules_paths
+    watch = rules_cfg.get("watch", False)
+    if not isinstance(watch, bool):
+        raise ConfigurationError(f"[rules] watch must be true or false, got {watch!r}")
+    if watch:
+        kwargs["watch_rules"] = True
 
     providers = []
     names: set[str] = set()

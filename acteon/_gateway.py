@@ -60,6 +60,7 @@ from acteon.outcomes import (
 )
 from acteon.providers._base import Provider
 from acteon.rules import RuleSet, Verdict, load_rules, load_rules_dir, merge_patch
+from acteon.rules._watch import RulesWatchMixin
 from acteon.state._base import LockGuard, StateStore
 from acteon.state.memory import MemoryStateStore
 
@@ -129,7 +130,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
     return out
 
 
-class AsyncGateway(ManagementMixin):
+class AsyncGateway(ManagementMixin, RulesWatchMixin):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
     ::
@@ -143,6 +144,8 @@ class AsyncGateway(ManagementMixin):
     the audit trail. ``clock`` drives every TTL, window, schedule and timeout.
     ``background=False`` keeps ``async with`` from starting the background loop
     (call :meth:`tick` yourself).
+    ``watch_rules=True`` reloads the rules on each tick when the rule files or
+    directory they came from changed (a failed reload keeps the current rules).
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class AsyncGateway(ManagementMixin):
         background: bool = True,
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
+        watch_rules: bool = False,
     ) -> None:
         if config is None:
             config = GatewayConfig()
@@ -209,7 +213,9 @@ class AsyncGateway(ManagementMixin):
         self._init_management()
         from acteon._features import attach_features
 
-        attach_features(self, {"chains": chains, "state_machines": state_machines})
+        attach_features(
+            self, {"chains": chains, "state_machines": state_machines, "watch_rules": watch_rules}
+        )
         if chains and "chain" not in self._verdict_handlers:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
         if state_machines and "state_machine" not in self._verdict_handlers:
@@ -267,6 +273,9 @@ class AsyncGateway(ManagementMixin):
         gw = cls(**kwargs)
         gw._owned.extend(r for r in owned if r not in gw._owned)
         gw._rules_source = rules_source
+        watcher = getattr(gw, "_rules_watcher", None)
+        if watcher is not None:  # hot reload: the baseline is the files just loaded
+            watcher.prime()
         return gw
 
     @property

@@ -69,6 +69,13 @@ class ManagementMixin:
             source = getattr(self, "_rules_source", None)
             if source is None:
                 raise UsageError("reload_rules() without arguments needs a configured rules path")
+            if not isinstance(source, str | os.PathLike):
+                # `[rules] files = [...]` (with or without a directory): reload them all, in order.
+                from acteon.rules._sources import load_source
+
+                new_set = load_source(source)
+                self._rules = new_set
+                return len(new_set)
             rules = source
         if isinstance(rules, RuleSet):
             new = rules

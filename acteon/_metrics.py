@@ -10,7 +10,7 @@ _COUNTERS = (
     "chains_started", "chains_completed", "chains_failed", "chains_cancelled", "circuit_open",
     "circuit_transitions", "circuit_fallbacks", "scheduled", "recurring_dispatched",
     "recurring_errors", "recurring_skipped", "quota_exceeded", "quota_warned", "quota_degraded",
-    "quota_notified", "rule_errors", "grouped", "state_changed",
+    "quota_notified", "rule_errors", "grouped", "state_changed", "rules_reloaded", "rules_reload_failed",
 )
 
 
@@ -48,6 +48,8 @@ class GatewayMetrics:
     rule_errors: int
     grouped: int
     state_changed: int
+    rules_reloaded: int
+    rules_reload_failed: int
 
     def __init__(self) -> None:
         for name in _COUNTERS:

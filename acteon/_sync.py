@@ -58,6 +58,7 @@ class Gateway:
         background: bool = True,
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
+        watch_rules: bool = False,
     ) -> None:
         self._async = AsyncGateway(
             rules=rules,
@@ -69,6 +70,7 @@ class Gateway:
             background=background,
             chains=chains,
             state_machines=state_machines,
+            watch_rules=watch_rules,
         )
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -163,6 +165,11 @@ class Gateway:
     @property
     def rules(self) -> RuleSet:
         return self._async.rules
+
+    @property
+    def rules_reload_error(self) -> str | None:
+        """Why the last hot reload failed, or ``None`` (see :attr:`AsyncGateway.rules_reload_error`)."""
+        return self._async.rules_reload_error
 
     @property
     def providers(self) -> dict[str, Provider]:

@@ -59,6 +59,10 @@ from acteon.outcomes import (
     sanitize_outcome_wire,
 )
 from acteon.providers._base import Provider
+from acteon.resilience._api import ResilienceMixin
+from acteon.resilience.breaker import CircuitBreaker
+from acteon.resilience.health import ProviderHealthRegistry
+from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import RuleSet, Verdict, load_rules, load_rules_dir, merge_patch
 from acteon.rules._watch import RulesWatchMixin
 from acteon.state._base import LockGuard, StateStore
@@ -130,7 +134,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
     return out
 
 
-class AsyncGateway(ManagementMixin, RulesWatchMixin):
+class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
     ::
@@ -161,6 +165,7 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin):
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
+        circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
     ) -> None:
         if config is None:
             config = GatewayConfig()
@@ -210,11 +215,17 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin):
         self._verdict_handlers: dict[str, VerdictHandler] = {}
         self._admission_hooks: list[AdmissionHook] = []
         self._jobs: dict[str, BackgroundJob] = {}
+        # Dry-run answer for ``would_be_provider`` per verdict kind a feature adds (weighted_route).
+        self._dry_run_providers: dict[str, Callable[[Action, Verdict], str]] = {}
+        self._breakers: dict[str, CircuitBreaker] | None = None  # set by acteon.resilience
+        self._health = ProviderHealthRegistry(self._clock)
         self._init_management()
         from acteon._features import attach_features
 
         attach_features(
-            self, {"chains": chains, "state_machines": state_machines, "watch_rules": watch_rules}
+            self,
+            {"chains": chains, "state_machines": state_machines, "watch_rules": watch_rules,
+             "circuit_breaker": circuit_breaker},
         )
         if chains and "chain" not in self._verdict_handlers:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
@@ -484,11 +495,18 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin):
         raise NotSupportedError(f"verdict kind '{kind}' (rule '{verdict.rule}') is not supported")
 
     async def _execute_action(self, action: Action) -> Outcome:
-        provider = self._providers.get(action.provider)
+        name = action.provider
+        if self._breakers is not None:
+            breaker = self._breakers.get(name)
+            if breaker is not None:
+                return await self._execute_guarded(action, name, breaker, False)
+        provider = self._providers.get(name)
         if provider is None:
             self._metrics.failed += 1
-            return Failed("PROVIDER_NOT_FOUND", f"provider not found: {action.provider}", False, 0)
+            return Failed("PROVIDER_NOT_FOUND", f"provider not found: {name}", False, 0)
+        started = perf_counter()
         outcome = await self._executor.execute(action, provider)
+        self._health.record(name, outcome, perf_counter() - started)
         if type(outcome) is Executed:
             self._metrics.executed += 1
         else:
@@ -499,7 +517,7 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin):
         provider = self._providers.get(target)
         if provider is None:
             raise ProviderNotFoundError(target)
-        outcome = await self._executor.execute(action, provider)
+        outcome = await self._run_provider(action, target, provider)
         if isinstance(outcome, Executed):
             self._metrics.rerouted += 1
             return Rerouted(action.provider, target, outcome.response)
@@ -513,6 +531,8 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin):
         )
         kind = verdict.kind
         provider = verdict.target_provider if kind == "reroute" else action.provider
+        if kind in self._dry_run_providers:
+            provider = self._dry_run_providers[kind](action, verdict)
         matched = None if kind in _NAMELESS_VERDICTS else verdict.rule
         return DryRun(kind, matched, provider)
 

@@ -135,16 +135,7 @@ class ManagementMixin:
             raise ConfigurationError(f"provider {provider!r} has no name")
         self._providers[provider.name] = provider
 
-    async def provider_health(self) -> list[dict[str, Any]]:
-        """``[{provider, healthy, error?}]`` in name order (checks run one after another)."""
-        out: list[dict[str, Any]] = []
-        for name in sorted(self._providers):
-            try:
-                await self._providers[name].health_check()
-                out.append({"provider": name, "healthy": True})
-            except Exception as exc:  # a health check may fail in any way; report it
-                out.append({"provider": name, "healthy": False, "error": str(exc)})
-        return out
+    # provider_health() lives with the execution statistics in acteon.resilience._api.
 
     # ------------------------------------------------------------------ audit
 

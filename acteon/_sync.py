@@ -32,6 +32,7 @@ from acteon.audit._base import AuditStore
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
 from acteon.outcomes import Outcome
 from acteon.providers._base import Provider
+from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import EvaluationTrace, RuleSet
 from acteon.state._base import StateStore
 
@@ -59,6 +60,7 @@ class Gateway:
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
+        circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
     ) -> None:
         self._async = AsyncGateway(
             rules=rules,
@@ -71,6 +73,7 @@ class Gateway:
             chains=chains,
             state_machines=state_machines,
             watch_rules=watch_rules,
+            circuit_breaker=circuit_breaker,
         )
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -241,6 +244,18 @@ class Gateway:
 
     def provider_health(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call(self._async.provider_health)
+        return result
+
+    def circuit_breakers(self) -> list[dict[str, Any]] | None:
+        result: list[dict[str, Any]] | None = self._call(self._async.circuit_breakers)
+        return result
+
+    def trip_circuit(self, provider: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(self._async.trip_circuit, provider)
+        return result
+
+    def reset_circuit(self, provider: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(self._async.reset_circuit, provider)
         return result
 
     def audit_query(self, query: AuditQuery | Mapping[str, Any] | None = None) -> AuditPage:

@@ -648,6 +648,7 @@ CEL_ACTION_TYPES = (
     "modify",
     "chain",
     "schedule",
+    "weighted_route",  # acteon extension: acteon.resilience.routing
 )
 """Action types a ``.cel`` rule file accepts (rules.md §5.1); others are ``unknown variant`` errors."""
 

@@ -46,6 +46,7 @@ ACTION_TYPES = (
     "request_approval",
     "chain",
     "schedule",
+    "weighted_route",  # acteon extension: acteon.resilience.routing
 )
 _RULE_KEYS = frozenset(
     {
@@ -211,6 +212,19 @@ def read_action(node: Node, key: str, allowed: tuple[str, ...], warn: list[tuple
         take("chain", read_string)
     elif tag == "schedule":
         take("delay_seconds", read_u64)
+    elif tag == "weighted_route":
+        from acteon.resilience.routing import RouteConfigError, parse_weighted_route
+
+        known.update(("targets", "strategy"))
+        try:
+            raw: dict[str, Any] = {k: to_value(items[k]) for k in ("targets", "strategy") if k in items}
+            route_warnings: list[tuple[str, str]] = []
+            params.update(parse_weighted_route(raw, route_warnings))
+            warn.extend((f"{key}.{k}", t) for k, t in route_warnings)
+        except RouteConfigError as exc:
+            raise ShapeError(exc.detail, f"{key}.{exc.key}") from None
+        except YamlError as exc:
+            raise ShapeError(str(exc), key) from None
     for name in items:
         if name not in known:
             warn.append((f"{key}.{name}", f"unknown key '{name}' in a '{tag}' action (ignored)"))

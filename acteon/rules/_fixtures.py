@@ -195,7 +195,8 @@ def format_fixture_report(summary: dict[str, Any]) -> str:
             detail += f" ({r['error']})"
         lines.append(f"FAIL  {r['name']}: {detail}")
     lines.append(
-        f"{summary['total']} tests: {summary['passed']} passed, {summary['failed']} failed "
+        f"{summary['total']} test{'' if summary['total'] == 1 else 's'}: {summary['passed']} passed, "
+        f"{summary['failed']} failed "
         f"({summary['duration_ms']} ms)"
     )
     return "\n".join(lines)

@@ -12,13 +12,16 @@ from acteon._events import EventFilter, StreamEvent, Subscription
 from acteon._exceptions import (
     ActeonError,
     ApprovalAlreadyDecided,
+    ApprovalExpired,
     ApprovalNotFound,
+    ApprovalSignatureError,
     AuditError,
     AuditSerializationError,
     AuditStorageError,
     CasConflictError,
     ChainError,
     ConfigurationError,
+    EntityNotFoundError,
     GatewayError,
     LockContention,
     LockExpired,
@@ -53,12 +56,17 @@ from acteon._retry import RetryStrategy
 from acteon._settings import ExecutorSettings, GatewayConfig
 from acteon._sync import Gateway
 from acteon.outcomes import Outcome, OutcomeFailure
+from acteon.workflows._approval_model import Approval, ApprovalLinks
 
 __all__ = [
     "ActeonError",
     "Action",
+    "Approval",
     "ApprovalAlreadyDecided",
+    "ApprovalExpired",
+    "ApprovalLinks",
     "ApprovalNotFound",
+    "ApprovalSignatureError",
     "AsyncGateway",
     "AuditError",
     "AuditSerializationError",
@@ -68,6 +76,7 @@ __all__ = [
     "ChainError",
     "Clock",
     "ConfigurationError",
+    "EntityNotFoundError",
     "EventFilter",
     "ExecutorConfig",
     "ExecutorSettings",

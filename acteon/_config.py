@@ -166,6 +166,13 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
     server_cfg = dict(data.get("server") or {})
     if server_cfg.get("external_url"):
         settings.setdefault("external_url", server_cfg["external_url"])
+    # Approval signing keys (workflows.md §5.1): [[server.approval_keys]] wins over approval_secret.
+    if server_cfg.get("approval_keys") is not None:
+        if not isinstance(server_cfg["approval_keys"], list):
+            raise ConfigurationError("[server] approval_keys must be a list of {id, secret} tables")
+        kwargs["approval_keys"] = list(server_cfg["approval_keys"])
+    elif server_cfg.get("approval_secret") is not None:
+        kwargs["approval_keys"] = [{"id": "k0", "secret": server_cfg["approval_secret"]}]
     try:
         kwargs["config"] = GatewayConfig.model_validate(settings)
     except ValidationError as exc:

@@ -18,7 +18,41 @@ from typing import Any
 
 import anyio
 
-from acteon._timefmt import format_rfc3339
+from acteon._audit_builder import fast_uuid7
+from acteon._exceptions import ActeonError
+from acteon._timefmt import coerce_datetime, format_rfc3339
+
+# Event types (workflows.md §10.1). Publishers pass these as ``StreamEvent.type``.
+ACTION_DISPATCHED = "action_dispatched"
+GROUP_FLUSHED = "group_flushed"
+GROUP_EVENT_ADDED = "group_event_added"
+GROUP_RESOLVED = "group_resolved"
+TIMEOUT = "timeout"
+ACTION_STATUS_CHANGED = "action_status_changed"
+CHAIN_ADVANCED = "chain_advanced"
+CHAIN_STEP_COMPLETED = "chain_step_completed"
+CHAIN_COMPLETED = "chain_completed"
+APPROVAL_REQUIRED = "approval_required"
+APPROVAL_RESOLVED = "approval_resolved"
+APPROVAL_EXPIRED = "approval_expired"  # acteon addition (DECISIONS D15)
+SCHEDULED_ACTION_DUE = "scheduled_action_due"
+LAGGED = "lagged"
+SUBSCRIPTION_END = "subscription_end"
+UNKNOWN = "unknown"
+
+EVENT_TYPES: frozenset[str] = frozenset({
+    ACTION_DISPATCHED, GROUP_FLUSHED, GROUP_EVENT_ADDED, GROUP_RESOLVED, TIMEOUT,
+    ACTION_STATUS_CHANGED, CHAIN_ADVANCED, CHAIN_STEP_COMPLETED, CHAIN_COMPLETED,
+    APPROVAL_REQUIRED, APPROVAL_RESOLVED, APPROVAL_EXPIRED, SCHEDULED_ACTION_DUE,
+    "task_transitioned", "task_history_appended", "task_artifact_updated",
+})
+"""Types a parsed event keeps; anything else reads back as ``unknown`` (§10.1)."""
+
+# The ``chain_id`` / ``group_id`` filters only ever pass events of their own entity
+# (§10.2), whatever other events carry in their data.
+_CHAIN_PREFIX = "chain_"
+_GROUP_PREFIX = "group_"
+_ENVELOPE = frozenset({"id", "timestamp", "type", "namespace", "tenant", "action_type", "action_id"})
 
 
 def uuid7() -> str:
@@ -42,10 +76,27 @@ class StreamEvent:
     action_type: str | None = None
     action_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-    id: str = field(default_factory=uuid7)
+    id: str = ""
+    """UUIDv7; when not given, made from ``timestamp`` (the gateway clock's time), so
+    event ids sort like the audit record ids they sit next to."""
     outcome_kind: str | None = None
     group_id: str | None = None
     chain_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = fast_uuid7(self.timestamp)
+        # Publishers may give the entity ids only as variant fields; the filters
+        # read the attributes, so take them from the data when not passed.
+        if self.group_id is None and isinstance(self.data.get("group_id"), str):
+            self.group_id = self.data["group_id"]
+        if self.chain_id is None and isinstance(self.data.get("chain_id"), str):
+            self.chain_id = self.data["chain_id"]
+
+    @property
+    def is_lagged(self) -> bool:
+        """The marker a slow subscriber gets instead of the events it missed."""
+        return self.type == LAGGED
 
     def to_dict(self) -> dict[str, Any]:
         """Upstream's flattened, type-tagged JSON form."""
@@ -63,6 +114,36 @@ class StreamEvent:
             out["action_id"] = self.action_id
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamEvent:
+        """Parse :meth:`to_dict` output; an unknown ``type`` becomes ``unknown`` (§10.1)."""
+        if not isinstance(data, dict) or "type" not in data:
+            raise ValueError("a stream event is a JSON object with a 'type'")
+        kind = str(data["type"])
+        if kind not in EVENT_TYPES and kind not in (LAGGED, SUBSCRIPTION_END):
+            kind = UNKNOWN
+        fields = {k: v for k, v in data.items() if k not in _ENVELOPE}
+        outcome_kind = None
+        if kind == ACTION_DISPATCHED:
+            from acteon.outcomes import Outcome
+
+            try:
+                outcome_kind = Outcome.from_wire(fields.get("outcome")).kind
+            except ActeonError:
+                outcome_kind = None
+        stamp = data.get("timestamp")
+        return cls(
+            kind,
+            coerce_datetime(stamp) if stamp is not None else datetime.now(UTC),
+            str(data.get("namespace", "")),
+            str(data.get("tenant", "")),
+            data.get("action_type"),
+            data.get("action_id"),
+            fields,
+            id=str(data["id"]) if data.get("id") is not None else uuid7(),
+            outcome_kind=outcome_kind,
+        )
+
 
 @dataclass(slots=True)
 class EventFilter:
@@ -78,17 +159,23 @@ class EventFilter:
     chain_id: str | None = None
 
     def matches(self, event: StreamEvent) -> bool:
-        if event.type == "lagged":
+        """AND of the set fields (workflows.md §10.2). ``outcome`` passes only
+        ``action_dispatched`` events; ``chain_id`` / ``group_id`` only that chain's
+        ``chain_*`` / that group's ``group_*`` events."""
+        if event.type == LAGGED:
             return True
         return (
             (self.namespace is None or event.namespace == self.namespace)
             and (self.tenant is None or event.tenant == self.tenant)
             and (self.action_type is None or event.action_type == self.action_type)
-            and (self.outcome is None or event.outcome_kind == self.outcome)
+            and (self.outcome is None
+                 or (event.type == ACTION_DISPATCHED and event.outcome_kind == self.outcome))
             and (self.event_type is None or event.type == self.event_type)
             and (self.action_id is None or event.action_id == self.action_id)
-            and (self.group_id is None or event.group_id == self.group_id)
-            and (self.chain_id is None or event.chain_id == self.chain_id)
+            and (self.group_id is None
+                 or (event.type.startswith(_GROUP_PREFIX) and event.group_id == self.group_id))
+            and (self.chain_id is None
+                 or (event.type.startswith(_CHAIN_PREFIX) and event.chain_id == self.chain_id))
         )
 
 
@@ -133,7 +220,7 @@ class Subscription:
                 raise StopAsyncIteration
             if sub.missed:
                 missed, sub.missed = sub.missed, 0
-                return StreamEvent("lagged", self._bus.now(), data={"skipped": missed})
+                return StreamEvent(LAGGED, self._bus.now(), data={"skipped": missed})
             if sub.buffer:
                 return sub.buffer.popleft()
             sub.wakeup = anyio.Event()
@@ -144,7 +231,7 @@ class Subscription:
         sub = self._sub
         if sub.missed:
             missed, sub.missed = sub.missed, 0
-            return StreamEvent("lagged", self._bus.now(), data={"skipped": missed})
+            return StreamEvent(LAGGED, self._bus.now(), data={"skipped": missed})
         return sub.buffer.popleft() if sub.buffer else None
 
     async def aclose(self) -> None:

@@ -22,7 +22,8 @@
     ├── AuditError                     an audit store could not record or query
     ├── GatewayError                   a verdict handler could not complete
     │   ├── ProviderNotFoundError      reroute to an unregistered provider
-    │   └── ChainError / ApprovalNotFound / ApprovalAlreadyDecided (workflows)
+    │   ├── ChainError / ApprovalNotFound / ApprovalAlreadyDecided (workflows)
+    │   └── ApprovalSignatureError, ApprovalExpired (ApprovalNotFound with a reason)
     └── ProviderError                  a provider failed; ``.retryable`` and ``.code`` drive retries
         ├── ProviderNotFound, ProviderExecutionFailed, ProviderTimeout,
         ├── ProviderConnectionError, ProviderConfigurationError,
@@ -224,7 +225,34 @@ class ApprovalNotFound(GatewayError):
 
 class ApprovalAlreadyDecided(GatewayError):
     def __init__(self, status: str) -> None:
+        self.status = status
         super().__init__(f"approval already decided: {status}")
+
+
+class ApprovalSignatureError(ApprovalNotFound):
+    """An approval link whose signature, key id or decision does not verify.
+
+    ``str()`` keeps upstream's ``approval not found`` (HTTP 404, so a forged link
+    learns nothing); ``reason`` and the exception note say what was wrong.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+        self.add_note(reason)
+
+
+class ApprovalExpired(ApprovalNotFound):
+    """An approval link used at or after its ``expires_at`` (checked against the clock, D15)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+        self.add_note(reason)
+
+
+class EntityNotFoundError(UsageError, LookupError):
+    """An entity subscription names a chain or group that does not exist in that scope."""
 
 
 # --------------------------------------------------------------------------- providers

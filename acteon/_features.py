@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 FEATURE_MODULES: list[str] = [
     # one line per feature module, e.g. "acteon.workflows.grouping",
+    "acteon.workflows.approvals",
     "acteon.rules._watch",
     "acteon.resilience",
 ]

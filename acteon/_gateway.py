@@ -29,6 +29,7 @@ from anyio.abc import TaskGroup
 
 from acteon._action import Action, coerce_action
 from acteon._audit_builder import AuditBuilder
+from acteon._background import TickSummary, run_job, run_jobs
 from acteon._caller import Caller
 from acteon._clock import SYSTEM_CLOCK, Clock
 from acteon._dlq import DeadLetterQueue
@@ -46,6 +47,7 @@ from acteon._exceptions import (
 from acteon._executor import Executor
 from acteon._management import ManagementMixin
 from acteon._settings import GatewayConfig
+from acteon._subscriptions import EntityCatchup, SubscriptionsMixin
 from acteon.audit._base import AuditStore
 from acteon.outcomes import (
     Deduplicated,
@@ -67,6 +69,7 @@ from acteon.rules import RuleSet, Verdict, load_rules, load_rules_dir, merge_pat
 from acteon.rules._watch import RulesWatchMixin
 from acteon.state._base import LockGuard, StateStore
 from acteon.state.memory import MemoryStateStore
+from acteon.workflows._approvals_api import ApprovalsMixin
 
 _log = logging.getLogger("acteon.gateway")
 
@@ -134,7 +137,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
     return out
 
 
-class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
+class AsyncGateway(ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
     ::
@@ -164,6 +167,7 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
         background: bool = True,
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
+        approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
         circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
     ) -> None:
@@ -215,6 +219,7 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
         self._verdict_handlers: dict[str, VerdictHandler] = {}
         self._admission_hooks: list[AdmissionHook] = []
         self._jobs: dict[str, BackgroundJob] = {}
+        self._entity_catchup: dict[str, EntityCatchup] = {}
         # Dry-run answer for ``would_be_provider`` per verdict kind a feature adds (weighted_route).
         self._dry_run_providers: dict[str, Callable[[Action, Verdict], str]] = {}
         self._breakers: dict[str, CircuitBreaker] | None = None  # set by acteon.resilience
@@ -224,7 +229,8 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
 
         attach_features(
             self,
-            {"chains": chains, "state_machines": state_machines, "watch_rules": watch_rules,
+            {"chains": chains, "state_machines": state_machines,
+             "approval_keys": approval_keys, "watch_rules": watch_rules,
              "circuit_breaker": circuit_breaker},
         )
         if chains and "chain" not in self._verdict_handlers:
@@ -402,12 +408,16 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
         caller: Caller | None,
     ) -> None:
         """Audit and publish one finished dispatch."""
+        record_id: str | None = None
         if self._audit is not None:
             record = self._audit_builder.build(action, verdict, matched, outcome, now, self._clock.now(),
                                                started, caller)
             await self._audit.record(record)
+            record_id = record.id
         if self._events.has_subscribers:
-            self._publish_outcome(action, outcome)
+            # The event reuses the audit record's id (workflows.md §1.2): a reconnecting
+            # stream client resumes from it through the audit trail.
+            self._publish_outcome(action, outcome, record_id)
 
     async def dispatch_batch(
         self,
@@ -556,38 +566,40 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
         except ActeonError as exc:  # never mask the original error
             _log.error("could not audit failed dispatch %s: %s", action.id, exc)
 
-    def _publish_outcome(self, action: Action, outcome: Outcome) -> None:
-        self._events.publish(
-            StreamEvent(
-                "action_dispatched",
-                self._clock.now(),
-                action.namespace,
-                action.tenant,
-                action.action_type,
-                action.id,
-                {"outcome": sanitize_outcome_wire(outcome), "provider": action.provider},
-                outcome_kind=outcome.kind,
-            )
+    def _publish_outcome(self, action: Action, outcome: Outcome, event_id: str | None = None) -> None:
+        event = StreamEvent(
+            "action_dispatched",
+            self._clock.now(),
+            action.namespace,
+            action.tenant,
+            action.action_type,
+            action.id,
+            {"outcome": sanitize_outcome_wire(outcome), "provider": action.provider},
+            outcome_kind=outcome.kind,
         )
+        if event_id is not None:
+            event.id = event_id
+        self._events.publish(event)
 
     # ------------------------------------------------------------------ background
 
-    async def tick(self) -> dict[str, int]:
+    async def tick(self) -> TickSummary:
         """Run, once, every background job due at the clock's current time.
 
-        Returns a summary ``{job_name: items_handled}``. The background loop of
+        Returns a summary ``{job_name: items_handled}`` (a ``dict``); a job that
+        raised is logged, counted 0 and listed in ``summary.errors`` -- it never
+        stops the other jobs (``acteon._background``). The background loop of
         ``async with`` calls this every ``background_interval_seconds``.
         """
         if not self._started:
             await self.start()
-        summary: dict[str, int] = {}
         now = self._clock.now()
-        for name, job in self._jobs.items():
-            summary[name] = await job(now)
-        summary["state_swept"] = await self._state.sweep_expired()
-        summary["locks_swept"] = await self._lock.sweep_expired()
+        summary = await run_jobs(self._jobs, now)
+        await run_job(summary, "state_swept", lambda _now: self._state.sweep_expired(), now)
+        await run_job(summary, "locks_swept", lambda _now: self._lock.sweep_expired(), now)
         if self._audit is not None and self._config.audit_ttl_seconds is not None:
-            summary["audit_expired"] = await self._audit.cleanup_expired()
+            audit = self._audit
+            await run_job(summary, "audit_expired", lambda _now: audit.cleanup_expired(), now)
         return summary
 
     async def _background_loop(self) -> None:
@@ -595,6 +607,6 @@ class AsyncGateway(ManagementMixin, RulesWatchMixin, ResilienceMixin):
         while True:
             try:
                 await self.tick()
-            except ActeonError as exc:
-                _log.error("background tick failed: %s", exc)
+            except Exception:  # keep the loop alive whatever one tick did; tick() logs per job
+                _log.exception("background tick failed")
             await anyio.sleep(interval)

@@ -182,13 +182,20 @@ class ManagementMixin:
         outcome: str | None = None,
         event_type: str | None = None,
         action_id: str | None = None,
+        group_id: str | None = None,
+        chain_id: str | None = None,
     ) -> Subscription:
         """Subscribe to outcome and lifecycle events: ``async for event in gw.events(...)``.
 
-        The subscription starts at once; close it with ``aclose()`` or ``async with``.
+        Keyword filters are AND-combined (workflows.md §10.2; ``filter`` replaces
+        them all). The subscription starts at once; close it with ``aclose()`` or
+        ``async with``.
         """
         if filter is None:
-            filter = EventFilter(namespace, tenant, action_type, outcome, event_type, action_id)
+            filter = EventFilter(
+                namespace=namespace, tenant=tenant, action_type=action_type, outcome=outcome,
+                event_type=event_type, action_id=action_id, group_id=group_id, chain_id=chain_id,
+            )
         return self._events.subscribe(filter)
 
 

@@ -10,7 +10,8 @@ _COUNTERS = (
     "chains_started", "chains_completed", "chains_failed", "chains_cancelled", "circuit_open",
     "circuit_transitions", "circuit_fallbacks", "scheduled", "recurring_dispatched",
     "recurring_errors", "recurring_skipped", "quota_exceeded", "quota_warned", "quota_degraded",
-    "quota_notified", "rule_errors", "grouped", "state_changed", "rules_reloaded", "rules_reload_failed",
+    "quota_notified", "rule_errors", "grouped", "state_changed",
+    "approvals_approved", "approvals_rejected", "approvals_expired", "rules_reloaded", "rules_reload_failed",
 )
 
 
@@ -48,6 +49,9 @@ class GatewayMetrics:
     rule_errors: int
     grouped: int
     state_changed: int
+    approvals_approved: int
+    approvals_rejected: int
+    approvals_expired: int
     rules_reloaded: int
     rules_reload_failed: int
 

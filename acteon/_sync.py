@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from acteon._action import Action
+from acteon._background import TickSummary
 from acteon._caller import Caller
 from acteon._clock import Clock
 from acteon._dlq import DeadLetter
@@ -35,6 +36,7 @@ from acteon.providers._base import Provider
 from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import EvaluationTrace, RuleSet
 from acteon.state._base import StateStore
+from acteon.workflows._approval_model import Approval, ApprovalLinks
 
 T = TypeVar("T")
 
@@ -59,6 +61,7 @@ class Gateway:
         background: bool = True,
         chains: Sequence[Mapping[str, Any]] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
+        approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
         circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
     ) -> None:
@@ -72,6 +75,7 @@ class Gateway:
             background=background,
             chains=chains,
             state_machines=state_machines,
+            approval_keys=approval_keys,
             watch_rules=watch_rules,
             circuit_breaker=circuit_breaker,
         )
@@ -204,9 +208,9 @@ class Gateway:
         )
         return result
 
-    def tick(self) -> dict[str, int]:
+    def tick(self) -> TickSummary:
         """Blocking :meth:`AsyncGateway.tick`."""
-        result: dict[str, int] = self._call(self._async.tick)
+        result: TickSummary = self._call(self._async.tick)
         return result
 
     # ------------------------------------------------------------------ management
@@ -285,6 +289,8 @@ class Gateway:
         outcome: str | None = None,
         event_type: str | None = None,
         action_id: str | None = None,
+        group_id: str | None = None,
+        chain_id: str | None = None,
     ) -> BlockingSubscription:
         """Subscribe; iterate the returned object (blocking) or call ``get(timeout)``."""
         sub = self._call_sync(
@@ -296,8 +302,92 @@ class Gateway:
             outcome=outcome,
             event_type=event_type,
             action_id=action_id,
+            group_id=group_id,
+            chain_id=chain_id,
         )
         return BlockingSubscription(self, sub)
+
+    def subscribe_entity(
+        self,
+        entity_type: str,
+        entity_id: str,
+        *,
+        namespace: str | None = None,
+        tenant: str | None = None,
+        include_history: bool = True,
+    ) -> BlockingSubscription:
+        """Blocking :meth:`AsyncGateway.subscribe_entity`; iterate or call ``get(timeout)``."""
+        sub = self._call(
+            self._async.subscribe_entity,
+            entity_type,
+            entity_id,
+            namespace=namespace,
+            tenant=tenant,
+            include_history=include_history,
+        )
+        return BlockingSubscription(self, sub)
+
+    # ------------------------------------------------------------------ approvals
+
+    def approve(
+        self,
+        namespace: str,
+        tenant: str,
+        id: str,
+        *,
+        sig: str,
+        expires_at: int | str,
+        kid: str | None = None,
+        caller: Caller | None = None,
+    ) -> Outcome:
+        """Blocking :meth:`AsyncGateway.approve`."""
+        result: Outcome = self._call(
+            self._async.approve, namespace, tenant, id, sig=sig, expires_at=expires_at, kid=kid, caller=caller
+        )
+        return result
+
+    def reject(
+        self,
+        namespace: str,
+        tenant: str,
+        id: str,
+        *,
+        sig: str,
+        expires_at: int | str,
+        kid: str | None = None,
+        caller: Caller | None = None,
+    ) -> Approval:
+        """Blocking :meth:`AsyncGateway.reject`."""
+        result: Approval = self._call(
+            self._async.reject, namespace, tenant, id, sig=sig, expires_at=expires_at, kid=kid, caller=caller
+        )
+        return result
+
+    def list_approvals(self, namespace: str, tenant: str, status: str | None = None) -> list[Approval]:
+        """Blocking :meth:`AsyncGateway.list_approvals`."""
+        result: list[Approval] = self._call(self._async.list_approvals, namespace, tenant, status)
+        return result
+
+    def get_approval(
+        self,
+        namespace: str,
+        tenant: str,
+        id: str,
+        *,
+        sig: str | None = None,
+        expires_at: int | str | None = None,
+        kid: str | None = None,
+    ) -> Approval | None:
+        """Blocking :meth:`AsyncGateway.get_approval`."""
+        result: Approval | None = self._call(
+            self._async.get_approval, namespace, tenant, id, sig=sig, expires_at=expires_at, kid=kid
+        )
+        return result
+
+    def approval_links(self, namespace: str, tenant: str, id: str) -> ApprovalLinks:
+        """Blocking :meth:`AsyncGateway.approval_links`."""
+        result: ApprovalLinks = self._call(self._async.approval_links, namespace, tenant, id)
+        return result
 
 
 class BlockingSubscription:

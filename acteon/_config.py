@@ -221,6 +221,12 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         providers.append(provider)
         owned.append(provider)
     kwargs["providers"] = providers
+    machines = data.get("state_machines")
+    if machines is not None:
+        # [[state_machines]] tables, in the shape of workflows.md §7.1; validated by the feature.
+        if not isinstance(machines, list):
+            raise ConfigurationError("[[state_machines]] must be an array of tables (one per state machine)")
+        kwargs["state_machines"] = [dict(m) if isinstance(m, Mapping) else m for m in machines]
     kwargs["_owned_resources"] = owned
     kwargs["_rules_source"] = rules_source
     return kwargs

@@ -22,6 +22,7 @@
     ├── AuditError                     an audit store could not record or query
     ├── GatewayError                   a verdict handler could not complete
     │   ├── ProviderNotFoundError      reroute to an unregistered provider
+    │   ├── GroupNotFound, GroupNotPending (grouping); EventNotFound, InvalidTransition (state machines)
     │   ├── ChainError / ApprovalNotFound / ApprovalAlreadyDecided (workflows)
     │   └── ApprovalSignatureError, ApprovalExpired (ApprovalNotFound with a reason)
     └── ProviderError                  a provider failed; ``.retryable`` and ``.code`` drive retries
@@ -211,6 +212,41 @@ class ProviderNotFoundError(GatewayError, LookupError):
     def __init__(self, name: str) -> None:
         self.provider = name
         super().__init__(f"provider not found: {name}")
+
+
+class GroupNotFound(GatewayError, LookupError):
+    """No group with this key (or id) in the scope asked for."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        super().__init__(f"group not found: {group}")
+
+
+class GroupNotPending(GatewayError):
+    """A manual flush of a group that has nothing to send, or that another flush is sending."""
+
+    def __init__(self) -> None:
+        super().__init__("group already notified or not in pending state")
+
+
+class EventNotFound(GatewayError, LookupError):
+    """No state-machine event with this fingerprint in the scope asked for."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        super().__init__(f"event not found: {fingerprint}")
+
+
+class InvalidTransition(GatewayError):
+    """A manual transition the event's state machine does not allow (DECISIONS D17)."""
+
+    def __init__(self, machine: str, from_state: str, to_state: str) -> None:
+        self.state_machine = machine
+        self.from_state = from_state
+        self.to_state = to_state
+        super().__init__(
+            f"invalid transition: state machine '{machine}' has no transition from '{from_state}' to '{to_state}'"
+        )
 
 
 class ChainError(GatewayError):

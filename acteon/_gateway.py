@@ -70,6 +70,8 @@ from acteon.rules._watch import RulesWatchMixin
 from acteon.state._base import LockGuard, StateStore
 from acteon.state.memory import MemoryStateStore
 from acteon.workflows._approvals_api import ApprovalsMixin
+from acteon.workflows._groups_api import GroupsMixin
+from acteon.workflows._state_machines_api import StateMachinesMixin
 
 _log = logging.getLogger("acteon.gateway")
 
@@ -137,7 +139,10 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
     return out
 
 
-class AsyncGateway(ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin):
+class AsyncGateway(
+    ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, GroupsMixin,
+    StateMachinesMixin,
+):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
     ::

@@ -12,6 +12,7 @@ _COUNTERS = (
     "recurring_errors", "recurring_skipped", "quota_exceeded", "quota_warned", "quota_degraded",
     "quota_notified", "rule_errors", "grouped", "state_changed",
     "approvals_approved", "approvals_rejected", "approvals_expired", "rules_reloaded", "rules_reload_failed",
+    "groups_flushed", "state_timeouts",
 )
 
 
@@ -49,6 +50,8 @@ class GatewayMetrics:
     rule_errors: int
     grouped: int
     state_changed: int
+    groups_flushed: int
+    state_timeouts: int
     approvals_approved: int
     approvals_rejected: int
     approvals_expired: int

@@ -31,7 +31,7 @@ from acteon._metrics import GatewayMetrics
 from acteon._settings import GatewayConfig
 from acteon.audit._base import AuditStore
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
-from acteon.outcomes import Outcome
+from acteon.outcomes import Outcome, StateChanged
 from acteon.providers._base import Provider
 from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import EvaluationTrace, RuleSet
@@ -185,6 +185,10 @@ class Gateway:
     @property
     def config(self) -> GatewayConfig:
         return self._async.config
+
+    @property
+    def state_machines(self) -> dict[str, dict[str, Any]]:
+        return self._async.state_machines
 
     # ------------------------------------------------------------------ dispatch
 
@@ -387,6 +391,59 @@ class Gateway:
     def approval_links(self, namespace: str, tenant: str, id: str) -> ApprovalLinks:
         """Blocking :meth:`AsyncGateway.approval_links`."""
         result: ApprovalLinks = self._call(self._async.approval_links, namespace, tenant, id)
+        return result
+
+    # ------------------------------------------------------------------ groups and state-machine events
+
+    def list_groups(
+        self,
+        namespace: str | None = None,
+        tenant: str | None = None,
+        *,
+        state: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Blocking :meth:`AsyncGateway.list_groups`."""
+        result: list[dict[str, Any]] = self._call(
+            self._async.list_groups, namespace, tenant, state=state, limit=limit
+        )
+        return result
+
+    def get_group(
+        self, group: str, namespace: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any] | None:
+        """Blocking :meth:`AsyncGateway.get_group`."""
+        result: dict[str, Any] | None = self._call(self._async.get_group, group, namespace, tenant)
+        return result
+
+    def flush_group(
+        self, group: str, namespace: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Blocking :meth:`AsyncGateway.flush_group`."""
+        result: dict[str, Any] = self._call(self._async.flush_group, group, namespace, tenant)
+        return result
+
+    def list_events(
+        self, namespace: str, tenant: str, *, status: str | None = None, limit: int | None = 100
+    ) -> list[dict[str, Any]]:
+        """Blocking :meth:`AsyncGateway.list_events`."""
+        result: list[dict[str, Any]] = self._call(
+            self._async.list_events, namespace, tenant, status=status, limit=limit
+        )
+        return result
+
+    def get_event(self, namespace: str, tenant: str, fingerprint: str) -> dict[str, Any] | None:
+        """Blocking :meth:`AsyncGateway.get_event`."""
+        result: dict[str, Any] | None = self._call(self._async.get_event, namespace, tenant, fingerprint)
+        return result
+
+    def transition_event(
+        self, namespace: str, tenant: str, fingerprint: str, to_state: str, *, force: bool = False
+    ) -> StateChanged:
+        """Blocking :meth:`AsyncGateway.transition_event`."""
+        result: StateChanged = self._call(
+            self._async.transition_event, namespace, tenant, fingerprint, to_state, force=force
+        )
         return result
 
 

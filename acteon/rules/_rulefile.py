@@ -204,6 +204,11 @@ def read_action(node: Node, key: str, allowed: tuple[str, ...], warn: list[tuple
         take("repeat_interval_seconds", read_u64, None, nullable=True)
         take("max_group_size", lambda n, w: read_u64(n, w, "usize"), 100)
         take("template", read_string, None, nullable=True)
+        # acteon (DECISIONS D16): where the group notification goes. Kept out of the
+        # params when absent so verdicts keep upstream's shape.
+        known.add("notify_provider")
+        if "notify_provider" in items and not is_null(items["notify_provider"]):
+            params["notify_provider"] = read_string(items["notify_provider"], f"{key}.notify_provider")
     elif tag == "request_approval":
         take("notify_provider", read_string)
         take("timeout_seconds", read_u64, 3600)

@@ -264,8 +264,6 @@ async def test_rule_error_fails_closed_and_is_audited() -> None:
 
 
 @pytest.mark.parametrize("kind,action", [
-    ("group", "{type: group, group_by: [action_type]}"),
-    ("state_machine", "{type: state_machine, state_machine: alerts}"),
     ("chain", "{type: chain, chain: incident}"),
     ("schedule", "{type: schedule, delay_seconds: 60}"),
 ])

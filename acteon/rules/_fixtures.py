@@ -100,6 +100,11 @@ def _result(
     if actual_rule is not None:
         result["actual_rule"] = actual_rule
     result["duration_us"] = duration
+    if error is None and trace is not None and trace.verdict == "error":
+        # Say which rule failed and why (upstream leaves the reader guessing).
+        failed = next((e for e in trace.trace if e.result == "error"), None)
+        if failed is not None:
+            error = f"rule '{failed.rule_name}': {failed.error}"
     if error is not None:
         result["error"] = error
     return result

@@ -126,3 +126,17 @@ def test_subprocess_r01(tmp_path: Path) -> None:
     result = run_subprocess("rules", "test", "fixtures.yaml", "--rules", "rules", "--filter", "spam", cwd=tmp_path)
     assert result.code == 0, result.err
     assert result.out.splitlines()[-1].startswith("1 test: 1 passed, 0 failed")
+
+
+def test_a_rule_error_is_named_in_the_result(cli: Cli) -> None:
+    write(cli.cwd, "rules.yaml", "rules:\n  - {name: retry-storm, condition: {field: action.metadata.retry, gt: 2}, "
+                                 "action: {type: deny}}\n")
+    write(cli.cwd, "fx.yaml", "tests:\n  - name: plain\n    action: {namespace: n, tenant: t, provider: p, "
+                              "action_type: x}\n    expect: {verdict: allow}\n")
+    result = cli("rules", "test", "fx.yaml", "--rules", "rules.yaml", "--format", "json")
+    assert result.code == 1
+    (entry,) = result.json()["results"]
+    assert entry["actual_verdict"] == "error"
+    assert entry["error"] == "rule 'retry-storm': type error: cannot compare null and int"
+    text = cli("rules", "test", "fx.yaml", "--rules", "rules.yaml").out
+    assert "got 'error' (rule 'retry-storm': type error: cannot compare null and int)" in text

@@ -208,6 +208,12 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         raise ConfigurationError(f"[rules] watch must be true or false, got {watch!r}")
     if watch:
         kwargs["watch_rules"] = True
+    breaker_cfg = data.get("circuit_breaker")
+    if breaker_cfg is not None:
+        if not isinstance(breaker_cfg, Mapping):
+            raise ConfigurationError("[circuit_breaker] must be a table")
+        # As in the upstream server, a section without `enabled = true` builds no breakers.
+        kwargs["circuit_breaker"] = {"enabled": False, **breaker_cfg}
 
     providers = []
     names: set[str] = set()

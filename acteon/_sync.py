@@ -455,12 +455,16 @@ class BlockingSubscription:
         self._inner = inner
 
     def get(self, timeout: float | None = None) -> StreamEvent | None:
-        """The next event, waiting up to ``timeout`` seconds (``None`` = forever)."""
+        """The next event, waiting up to ``timeout`` seconds (``None`` = forever);
+        ``None`` on timeout and once the subscription has ended or was closed."""
         import anyio
 
         async def next_event() -> StreamEvent | None:
             with anyio.move_on_after(timeout):
-                event: StreamEvent = await self._inner.__anext__()
+                try:
+                    event: StreamEvent = await self._inner.__anext__()
+                except StopAsyncIteration:
+                    return None
                 return event
             return None
 
@@ -470,7 +474,7 @@ class BlockingSubscription:
     def __iter__(self) -> Iterator[StreamEvent]:
         while True:
             event = self.get()
-            if event is None:  # pragma: no cover - get() without timeout always returns
+            if event is None:  # the subscription ended (or was closed)
                 return
             yield event
 

@@ -45,6 +45,9 @@ EVENT_TYPES: frozenset[str] = frozenset({
     ACTION_STATUS_CHANGED, CHAIN_ADVANCED, CHAIN_STEP_COMPLETED, CHAIN_COMPLETED,
     APPROVAL_REQUIRED, APPROVAL_RESOLVED, APPROVAL_EXPIRED, SCHEDULED_ACTION_DUE,
     "task_transitioned", "task_history_appended", "task_artifact_updated",
+    # acteon additions published by its features
+    "chain_paused", "chain_resumed", "scheduled_action_failed", "recurring_action_failed",
+    "rules_reloaded", "rules_reload_failed", "circuit_state_changed",
 })
 """Types a parsed event keeps; anything else reads back as ``unknown`` (§10.1)."""
 

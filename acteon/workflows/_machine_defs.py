@@ -195,7 +195,8 @@ def parse_state_machine(raw: Any, index: int = 0) -> StateMachineDef:
         provider = _string(provider, where, "notify_provider")
     label = raw.get("label_field")
     if label is not None:
-        label = _string(label, where, "label_field")
+        # Rule conditions spell paths ``action.metadata.x``; fingerprint fields ``metadata.x``. Take both.
+        label = _string(label, where, "label_field").removeprefix("action.")
     return StateMachineDef(name, initial, tuple(states), transitions, timeouts, provider, label)
 
 

@@ -48,7 +48,7 @@ from acteon._settings import ExecutorSettings, GatewayConfig
 _KNOWN_SECTIONS = {
     "state", "audit", "rules", "executor", "providers", "environment", "gateway", "server",
     "background", "chains", "circuit_breaker", "quotas", "ui", "auth", "rate_limit", "telemetry",
-    "llm_guardrail", "embedding", "state_machines",
+    "llm_guardrail", "embedding", "state_machines", "budgets",
 }
 
 
@@ -217,10 +217,14 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
 
     providers = []
     names: set[str] = set()
+    costs: dict[str, Any] = {}
     for spec in data.get("providers") or []:
         if not isinstance(spec, Mapping):
             raise ConfigurationError("each [[providers]] entry must be a table")
-        provider = build_provider(dict(spec))
+        entry = dict(spec)
+        if "cost" in entry:  # a routing setting (docs/cost-routing.md), not a provider option
+            costs[str(entry.get("name"))] = entry.pop("cost")
+        provider = build_provider(entry)
         if provider.name in names:
             raise ConfigurationError(f"provider '{provider.name}' is defined twice")
         names.add(provider.name)
@@ -233,6 +237,9 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         if not isinstance(machines, list):
             raise ConfigurationError("[[state_machines]] must be an array of tables (one per state machine)")
         kwargs["state_machines"] = [dict(m) if isinstance(m, Mapping) else m for m in machines]
+    from acteon.quotas._config import quota_and_budget_kwargs
+
+    kwargs.update(quota_and_budget_kwargs(data, costs))
     kwargs["_owned_resources"] = owned
     kwargs["_rules_source"] = rules_source
     return kwargs

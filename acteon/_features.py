@@ -20,6 +20,8 @@ FEATURE_MODULES: list[str] = [
     "acteon.workflows.approvals",
     "acteon.rules._watch",
     "acteon.resilience",
+    "acteon.quotas",
+    "acteon.budget",
     "acteon.workflows.grouping",
     "acteon.workflows.state_machines",
 ]

@@ -49,6 +49,8 @@ from acteon._management import ManagementMixin
 from acteon._settings import GatewayConfig
 from acteon._subscriptions import EntityCatchup, SubscriptionsMixin
 from acteon.audit._base import AuditStore
+from acteon.budget._api import BudgetMixin
+from acteon.budget._model import BudgetPolicy
 from acteon.outcomes import (
     Deduplicated,
     DryRun,
@@ -61,11 +63,14 @@ from acteon.outcomes import (
     sanitize_outcome_wire,
 )
 from acteon.providers._base import Provider
+from acteon.quotas._api import QuotasMixin
+from acteon.quotas._model import QuotaPolicy
 from acteon.resilience._api import ResilienceMixin
 from acteon.resilience.breaker import CircuitBreaker
 from acteon.resilience.health import ProviderHealthRegistry
 from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import RuleSet, Verdict, load_rules, load_rules_dir, merge_patch
+from acteon.rules._context import Lookup
 from acteon.rules._watch import RulesWatchMixin
 from acteon.state._base import LockGuard, StateStore
 from acteon.state.memory import MemoryStateStore
@@ -96,6 +101,11 @@ AdmissionHook = Callable[[Action, datetime], Awaitable["Action | Outcome"]]
 the dispatch (audited with verdict ``allow``, as upstream's quota short-circuit)."""
 BackgroundJob = Callable[[datetime], Awaitable[int]]
 """One background job: does what is due at the given time, returns how many items it handled."""
+RouteHook = Callable[[Action], Awaitable["Outcome | None"]]
+"""Runs before an allowed action executes (cost-aware downgrade): an outcome if it executed
+the action elsewhere, ``None`` to execute as asked."""
+OutcomeHook = Callable[[Action, Outcome], Awaitable[None]]
+"""Sees every finished dispatch before it is audited (spend metering)."""
 ProvidersArg = Iterable[Provider] | Mapping[str, Provider] | None
 
 
@@ -140,8 +150,8 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
 
 
 class AsyncGateway(
-    ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, GroupsMixin,
-    StateMachinesMixin,
+    ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, QuotasMixin, BudgetMixin,
+    GroupsMixin, StateMachinesMixin,
 ):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
@@ -175,6 +185,9 @@ class AsyncGateway(
         approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
         circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
+        quota_policies: Sequence[QuotaPolicy | Mapping[str, Any]] | None = None,
+        provider_costs: Mapping[str, float] | None = None,
+        budgets: Sequence[BudgetPolicy | Mapping[str, Any]] | None = None,
     ) -> None:
         if config is None:
             config = GatewayConfig()
@@ -224,6 +237,9 @@ class AsyncGateway(
         self._verdict_handlers: dict[str, VerdictHandler] = {}
         self._admission_hooks: list[AdmissionHook] = []
         self._jobs: dict[str, BackgroundJob] = {}
+        self._route_hooks: list[RouteHook] = []
+        self._outcome_hooks: list[OutcomeHook] = []
+        self._rule_lookups: dict[str, Lookup] = {}  # identifiers rules may read (``budget``)
         self._entity_catchup: dict[str, EntityCatchup] = {}
         # Dry-run answer for ``would_be_provider`` per verdict kind a feature adds (weighted_route).
         self._dry_run_providers: dict[str, Callable[[Action, Verdict], str]] = {}
@@ -236,7 +252,8 @@ class AsyncGateway(
             self,
             {"chains": chains, "state_machines": state_machines,
              "approval_keys": approval_keys, "watch_rules": watch_rules,
-             "circuit_breaker": circuit_breaker},
+             "circuit_breaker": circuit_breaker, "quota_policies": quota_policies,
+             "provider_costs": provider_costs, "budgets": budgets},
         )
         if chains and "chain" not in self._verdict_handlers:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
@@ -346,7 +363,7 @@ class AsyncGateway(
                 action = admitted
         try:
             verdict: Verdict = await self._rules.aevaluate(
-                action, now=now, state=self._state, env=self._env, timezone=self._tz
+                action, now=now, state=self._state, env=self._env, timezone=self._tz, lookups=self._rule_lookups
             )
         except RuleEvaluationError as exc:
             self._metrics.rule_errors += 1
@@ -413,6 +430,9 @@ class AsyncGateway(
         caller: Caller | None,
     ) -> None:
         """Audit and publish one finished dispatch."""
+        if self._outcome_hooks:
+            for hook in self._outcome_hooks:
+                await hook(action, outcome)
         record_id: str | None = None
         if self._audit is not None:
             record = self._audit_builder.build(action, verdict, matched, outcome, now, self._clock.now(),
@@ -510,6 +530,11 @@ class AsyncGateway(
         raise NotSupportedError(f"verdict kind '{kind}' (rule '{verdict.rule}') is not supported")
 
     async def _execute_action(self, action: Action) -> Outcome:
+        if self._route_hooks:
+            for route in self._route_hooks:
+                routed = await route(action)
+                if routed is not None:
+                    return routed
         name = action.provider
         if self._breakers is not None:
             breaker = self._breakers.get(name)
@@ -542,7 +567,8 @@ class AsyncGateway(
     async def _dry_run(self, action: Action) -> Outcome:
         """Evaluate only: no lock, counters, state writes, provider calls, audit or events (D13)."""
         verdict = await self._rules.aevaluate(
-            action, now=self._clock.now(), state=self._state, env=self._env, timezone=self._tz
+            action, now=self._clock.now(), state=self._state, env=self._env, timezone=self._tz,
+            lookups=self._rule_lookups,
         )
         kind = verdict.kind
         provider = verdict.target_provider if kind == "reroute" else action.provider

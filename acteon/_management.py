@@ -19,6 +19,7 @@ from acteon._metrics import GatewayMetrics
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
 from acteon.providers._base import Provider
 from acteon.rules import EvaluationTrace, RuleSet, load_rules, load_rules_dir
+from acteon.rules._context import Lookup
 
 if TYPE_CHECKING:
     from acteon._clock import Clock
@@ -39,6 +40,7 @@ class ManagementMixin:
     _providers: dict[str, Provider]
     _clock: Clock
     _env: dict[str, str]
+    _rule_lookups: dict[str, Lookup]
     _tz: str | None
     _dlq: DeadLetterQueue | None
     _events: EventBus
@@ -120,6 +122,7 @@ class ManagementMixin:
             state=state,
             env=self._env,
             timezone=self._tz,
+            lookups=self._rule_lookups,
         )
 
     # ------------------------------------------------------------------ providers

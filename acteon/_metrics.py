@@ -13,6 +13,7 @@ _COUNTERS = (
     "quota_notified", "rule_errors", "grouped", "state_changed",
     "approvals_approved", "approvals_rejected", "approvals_expired", "rules_reloaded", "rules_reload_failed",
     "groups_flushed", "state_timeouts",
+    "budget_downgraded", "budget_alerts",
 )
 
 
@@ -52,6 +53,8 @@ class GatewayMetrics:
     state_changed: int
     groups_flushed: int
     state_timeouts: int
+    budget_downgraded: int
+    budget_alerts: int
     approvals_approved: int
     approvals_rejected: int
     approvals_expired: int

@@ -31,8 +31,11 @@ from acteon._metrics import GatewayMetrics
 from acteon._settings import GatewayConfig
 from acteon.audit._base import AuditStore
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
+from acteon.budget._model import BudgetPolicy
 from acteon.outcomes import Outcome, StateChanged
 from acteon.providers._base import Provider
+from acteon.quotas._model import QuotaPolicy
+from acteon.quotas._sync import QuotasSyncMixin
 from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import EvaluationTrace, RuleSet
 from acteon.state._base import StateStore
@@ -41,7 +44,7 @@ from acteon.workflows._approval_model import Approval, ApprovalLinks
 T = TypeVar("T")
 
 
-class Gateway:
+class Gateway(QuotasSyncMixin):
     """Blocking gateway: ``with Gateway(...) as gw: gw.dispatch(action)``.
 
     Takes exactly the keyword arguments of :class:`AsyncGateway`. Calls made
@@ -64,6 +67,9 @@ class Gateway:
         approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,
         circuit_breaker: CircuitBreakerSettings | Mapping[str, Any] | bool | None = None,
+        quota_policies: Sequence[QuotaPolicy | Mapping[str, Any]] | None = None,
+        provider_costs: Mapping[str, float] | None = None,
+        budgets: Sequence[BudgetPolicy | Mapping[str, Any]] | None = None,
     ) -> None:
         self._async = AsyncGateway(
             rules=rules,
@@ -78,6 +84,9 @@ class Gateway:
             approval_keys=approval_keys,
             watch_rules=watch_rules,
             circuit_breaker=circuit_breaker,
+            quota_policies=quota_policies,
+            provider_costs=provider_costs,
+            budgets=budgets,
         )
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -480,4 +489,3 @@ class BlockingSubscription:
 
     def close(self) -> None:
         self._gateway._call(self._inner.aclose)
-

@@ -127,6 +127,10 @@ def _env_lookup(name: str) -> Fn:
     def fn(ctx: Any) -> Any:
         value = ctx.env.get(name)
         if value is None:
+            # Not in the environment: a lookup the caller provides (the gateway's ``budget``)?
+            lookups = ctx.lookups
+            if lookups is not None and name in lookups:
+                return ctx.lookup(name)
             raise UndefinedVariable(name, field=name)
         keys = ctx.env_keys
         if keys is not None:

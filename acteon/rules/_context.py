@@ -12,7 +12,7 @@ obtained synchronously, the context raises :class:`Pending` and the driver
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -21,6 +21,10 @@ from acteon._timefmt import format_rfc3339
 from acteon.rules._errors import EvalError, EvaluationError, Pending, StateAccessError
 from acteon.rules._time import time_map
 from acteon.rules._values import normalize
+
+Lookup = Callable[[Action, datetime], Awaitable[Any]]
+"""A named value the caller computes on demand (the gateway's ``budget``): awaited only by
+rules that read the identifier, once per evaluation."""
 
 
 class MockState:
@@ -130,6 +134,7 @@ class EvalContext:
         "embedding",
         "env",
         "env_keys",
+        "lookups",
         "semantic",
         "source",
         "state_keys",
@@ -147,8 +152,10 @@ class EvalContext:
         embedding: Any = None,
         wasm: Any = None,
         tracing: bool = False,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> None:
         self.action = action
+        self.lookups = lookups
         self._now = now
         self.env = env if env is not None else {}
         self.default_zone = zone
@@ -250,6 +257,19 @@ class EvalContext:
             raise Pending(("state", key))
         return None
 
+    # ------------------------------------------------------------------ named lookups
+
+    def lookup(self, name: str) -> Any:
+        """Value of the caller-provided lookup ``name`` (asked for once, then cached)."""
+        req = ("lookup", name)
+        cache = self.cache
+        if req in cache:
+            value = cache[req]
+            if type(value) is _Failed:
+                raise value.fresh()
+            return value
+        raise Pending(req)
+
     # ------------------------------------------------------------------ embedding and wasm
 
     def similarity(self, text: str, topic: str) -> float:
@@ -313,6 +333,9 @@ class EvalContext:
                 value = await get(req[1])
             elif kind == "similarity":
                 value = await self.embedding.similarity(req[1], req[2])
+            elif kind == "lookup":
+                assert self.lookups is not None
+                value = normalize(await self.lookups[req[1]](self.action, self.now))
             else:
                 value = await self.wasm.invoke(req[1], req[2], self.action.to_wire())
         except EvalError as exc:
@@ -322,6 +345,8 @@ class EvalContext:
                 value = _Failed(StateAccessError(str(exc)))
             elif kind == "similarity":
                 value = _Failed(EvaluationError(f"semantic_match failed: {exc}"))
+            elif kind == "lookup":
+                value = _Failed(EvaluationError(f"'{req[1]}' lookup failed: {exc}"))
             else:
                 value = _Failed(EvaluationError(f"WASM plugin '{req[1]}' error: {exc}"))
         else:

@@ -24,7 +24,7 @@ from acteon._action import Action
 from acteon._exceptions import RuleEvaluationError, UsageError
 from acteon._timefmt import coerce_datetime
 from acteon.rules import ir
-from acteon.rules._context import EvalContext, discard
+from acteon.rules._context import EvalContext, Lookup, discard
 from acteon.rules._errors import EvalError, InvalidTimezone, Pending
 from acteon.rules._model import ALLOW, Rule, Verdict
 from acteon.rules._time import lookup_zone
@@ -291,6 +291,7 @@ class RuleSet:
         embedding: Any,
         wasm: Any,
         tracing: bool = False,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> EvalContext:
         if type(action) is not Action:
             action = _coerce_action(action)
@@ -303,7 +304,7 @@ class RuleSet:
                 raise RuleEvaluationError(f"invalid timezone: {timezone}", field="timezone")
         if env is not None and type(env) is not dict:
             env = dict(env)
-        return EvalContext(action, now, state, env, zone, embedding, wasm, tracing)
+        return EvalContext(action, now, state, env, zone, embedding, wasm, tracing, lookups)
 
     def _scan(self, ctx: EvalContext, start: int) -> Verdict:
         entry: _Entry | None = None
@@ -330,6 +331,7 @@ class RuleSet:
         timezone: str | None = None,
         embedding: Any = None,
         wasm: Any = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Verdict:
         """The verdict of the first enabled rule whose condition is truthy, else ``allow``.
 
@@ -338,7 +340,7 @@ class RuleSet:
         ``state``/``embedding``/``wasm`` object this runs an event loop of its
         own, so call :meth:`aevaluate` instead from async code.
         """
-        ctx = self._context(action, now, state, env, timezone, embedding, wasm)
+        ctx = self._context(action, now, state, env, timezone, embedding, wasm, lookups=lookups)
         try:
             return self._scan(ctx, 0)
         except Pending as pending:
@@ -353,6 +355,7 @@ class RuleSet:
                 timezone=timezone,
                 embedding=embedding,
                 wasm=wasm,
+                lookups=lookups,
             )
         )
 
@@ -366,9 +369,10 @@ class RuleSet:
         timezone: str | None = None,
         embedding: Any = None,
         wasm: Any = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Verdict:
         """Async twin of :meth:`evaluate`: awaits asynchronous state stores and services."""
-        ctx = self._context(action, now, state, env, timezone, embedding, wasm)
+        ctx = self._context(action, now, state, env, timezone, embedding, wasm, lookups=lookups)
         entry: _Entry | None = None
         try:
             for entry in self._entries:
@@ -401,9 +405,10 @@ class RuleSet:
         timezone: str | None = None,
         embedding: Any = None,
         wasm: Any = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> EvaluationTrace:
         """Evaluate every reachable rule and report each one (rules.md §10); never raises per rule."""
-        ctx = self._context(action, now, state, env, timezone, embedding, wasm, tracing=True)
+        ctx = self._context(action, now, state, env, timezone, embedding, wasm, tracing=True, lookups=lookups)
         steps = run_trace(self._rules, ctx, include_disabled, evaluate_all, timezone)
         try:
             pending = next(steps)
@@ -423,6 +428,7 @@ class RuleSet:
                 timezone=timezone,
                 embedding=embedding,
                 wasm=wasm,
+                lookups=lookups,
             )
         )
 
@@ -438,9 +444,10 @@ class RuleSet:
         timezone: str | None = None,
         embedding: Any = None,
         wasm: Any = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> EvaluationTrace:
         """Async twin of :meth:`evaluate_with_trace`."""
-        ctx = self._context(action, now, state, env, timezone, embedding, wasm, tracing=True)
+        ctx = self._context(action, now, state, env, timezone, embedding, wasm, tracing=True, lookups=lookups)
         steps = run_trace(self._rules, ctx, include_disabled, evaluate_all, timezone)
         try:
             pending = next(steps)

@@ -1,0 +1,70 @@
+"""Work done inside the spawned processes of ``test_multiprocess.py``.
+
+Every process builds its own ``AsyncGateway`` on the shared backend and
+dispatches through the whole pipeline. Providers count their executions in
+the shared store (keys no quota or rule touches), so the test process sees
+the totals whatever the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from acteon import Action, AsyncGateway
+from acteon.providers import FunctionProvider
+from tests.contract._mp_gateway_workers import ShiftedClock, open_state
+
+EXECUTED_KEY = "mp:t:counter:executed"
+NOTIFIED_KEY = "mp:t:counter:notified"
+TASKS = 5
+
+
+def run(backend: str, target: str, prefix: str, start_at: float, offset: float, arg: dict[str, Any]) -> dict[str, int]:
+    """Build a gateway, wait for the common start, dispatch ``arg["per_process"]`` actions, close."""
+
+    async def main() -> dict[str, int]:
+        state = open_state(backend, target, prefix)
+
+        def counting(key: str) -> Any:
+            async def execute(action: Action) -> dict[str, bool]:
+                await state.increment(key, 1)
+                return {"ok": True}
+
+            return execute
+
+        gw = AsyncGateway(
+            state=state,
+            providers=[FunctionProvider("email", counting(EXECUTED_KEY)), FunctionProvider("ops", counting(NOTIFIED_KEY))],
+            clock=ShiftedClock(offset),
+            background=False,
+            quota_policies=arg.get("quota_policies"),
+            provider_costs=arg.get("provider_costs"),
+            budgets=arg.get("budgets"),
+        )
+        kinds: Counter[str] = Counter()
+        per_task = arg["per_process"] // TASKS
+
+        async def task() -> None:
+            for _ in range(per_task):
+                action = Action(namespace="mp", tenant="t", provider="email", action_type="send", payload={})
+                kinds[(await gw.dispatch(action)).kind] += 1
+
+        async with state, gw:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await asyncio.gather(*(task() for _ in range(TASKS)))
+        return dict(kinds)
+
+    return asyncio.run(main())
+
+
+def warm_up(seconds: float) -> int:
+    import os
+
+    import acteon.state.redis
+    import acteon.state.sqlite  # noqa: F401  (pay the imports before the race)
+
+    time.sleep(seconds)
+    return os.getpid()

@@ -231,6 +231,13 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
         providers.append(provider)
         owned.append(provider)
     kwargs["providers"] = providers
+    chains_cfg = data.get("chains")
+    if chains_cfg is not None:
+        # [chains]: engine settings and [[chains.definitions]]; validated by acteon.chains. The
+        # server's 7-day retention of finished chains is the config file's default.
+        if not isinstance(chains_cfg, Mapping):
+            raise ConfigurationError("[chains] must be a table (definitions go in [[chains.definitions]])")
+        kwargs["chains"] = {"completed_chain_ttl_seconds": 604800, **chains_cfg}
     machines = data.get("state_machines")
     if machines is not None:
         # [[state_machines]] tables, in the shape of workflows.md §7.1; validated by the feature.

@@ -5,6 +5,9 @@ from __future__ import annotations
 import builtins
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +40,10 @@ class DeadLetterQueue:
         self._mutex = threading.Lock()
 
     def push(self, entry: DeadLetter) -> None:
+        captured = _captured.get()
+        if captured is not None:
+            captured.append(entry)
+            return
         with self._mutex:
             self._entries.append(entry)
 
@@ -55,3 +62,21 @@ class DeadLetterQueue:
 
     def is_empty(self) -> bool:
         return not self._entries
+
+
+_captured: ContextVar[builtins.list[DeadLetter] | None] = ContextVar("acteon_dlq_capture", default=None)
+
+
+@contextmanager
+def capture_dead_letters() -> Iterator[builtins.list[DeadLetter]]:
+    """Hold back dead letters pushed in this context (task) and hand them to the caller.
+
+    The chain engine runs a step's action inside it, then decides by the step's
+    and the chain's failure policy whether the failure is dead-lettered -- once.
+    """
+    letters: builtins.list[DeadLetter] = []
+    token = _captured.set(letters)
+    try:
+        yield letters
+    finally:
+        _captured.reset(token)

@@ -24,6 +24,7 @@ FEATURE_MODULES: list[str] = [
     "acteon.budget",
     "acteon.workflows.grouping",
     "acteon.workflows.state_machines",
+    "acteon.chains",
 ]
 
 

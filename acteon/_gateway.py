@@ -51,6 +51,7 @@ from acteon._subscriptions import EntityCatchup, SubscriptionsMixin
 from acteon.audit._base import AuditStore
 from acteon.budget._api import BudgetMixin
 from acteon.budget._model import BudgetPolicy
+from acteon.chains._api import ChainsMixin
 from acteon.outcomes import (
     Deduplicated,
     DryRun,
@@ -151,7 +152,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
 
 class AsyncGateway(
     ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, QuotasMixin, BudgetMixin,
-    GroupsMixin, StateMachinesMixin,
+    GroupsMixin, StateMachinesMixin, ChainsMixin,
 ):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
@@ -180,7 +181,7 @@ class AsyncGateway(
         config: GatewayConfig | Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         background: bool = True,
-        chains: Sequence[Mapping[str, Any]] | None = None,
+        chains: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
         approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,

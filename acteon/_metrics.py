@@ -7,7 +7,8 @@ from typing import Any
 _COUNTERS = (
     "dispatched", "executed", "deduplicated", "suppressed", "rerouted", "throttled", "failed",
     "pending_approval", "llm_guardrail_allowed", "llm_guardrail_denied", "llm_guardrail_errors",
-    "chains_started", "chains_completed", "chains_failed", "chains_cancelled", "circuit_open",
+    "chains_started", "chains_completed", "chains_failed", "chains_cancelled", "chains_timed_out",
+    "circuit_open",
     "circuit_transitions", "circuit_fallbacks", "scheduled", "recurring_dispatched",
     "recurring_errors", "recurring_skipped", "quota_exceeded", "quota_warned", "quota_degraded",
     "quota_notified", "rule_errors", "grouped", "state_changed",
@@ -37,6 +38,7 @@ class GatewayMetrics:
     chains_completed: int
     chains_failed: int
     chains_cancelled: int
+    chains_timed_out: int
     circuit_open: int
     circuit_transitions: int
     circuit_fallbacks: int

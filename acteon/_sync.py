@@ -32,6 +32,7 @@ from acteon._settings import GatewayConfig
 from acteon.audit._base import AuditStore
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
 from acteon.budget._model import BudgetPolicy
+from acteon.chains._sync import ChainsSyncMixin
 from acteon.outcomes import Outcome, StateChanged
 from acteon.providers._base import Provider
 from acteon.quotas._model import QuotaPolicy
@@ -44,7 +45,7 @@ from acteon.workflows._approval_model import Approval, ApprovalLinks
 T = TypeVar("T")
 
 
-class Gateway(QuotasSyncMixin):
+class Gateway(QuotasSyncMixin, ChainsSyncMixin):
     """Blocking gateway: ``with Gateway(...) as gw: gw.dispatch(action)``.
 
     Takes exactly the keyword arguments of :class:`AsyncGateway`. Calls made
@@ -62,7 +63,7 @@ class Gateway(QuotasSyncMixin):
         config: GatewayConfig | Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         background: bool = True,
-        chains: Sequence[Mapping[str, Any]] | None = None,
+        chains: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
         state_machines: Sequence[Mapping[str, Any]] | None = None,
         approval_keys: Sequence[Mapping[str, Any]] | None = None,
         watch_rules: bool = False,

@@ -10,9 +10,9 @@ import pytest
 from acteon import (
     Action,
     AsyncGateway,
+    ChainError,
     GatewayConfig,
     LockFailed,
-    NotSupportedError,
     ProviderNotFoundError,
     RuleEvaluationError,
 )
@@ -263,13 +263,9 @@ async def test_rule_error_fails_closed_and_is_audited() -> None:
         assert record.matched_rule == "retry-backup"
 
 
-@pytest.mark.parametrize("kind,action", [
-    ("chain", "{type: chain, chain: incident}"),
-    ("schedule", "{type: schedule, delay_seconds: 60}"),
-])
-async def test_verdicts_of_later_features_are_refused_not_allowed(kind: str, action: str) -> None:
-    async with Env(rules_text(rule("later", action))) as env:
-        with pytest.raises(NotSupportedError, match=kind):
+async def test_chain_verdict_for_an_unknown_chain_is_refused_not_allowed() -> None:
+    async with Env(rules_text(rule("later", "{type: chain, chain: incident}"))) as env:
+        with pytest.raises(ChainError, match="chain configuration not found: incident"):
             await env.gw.dispatch(make_action())
         assert env.email.actions == []
 

@@ -48,7 +48,7 @@ from acteon._settings import ExecutorSettings, GatewayConfig
 _KNOWN_SECTIONS = {
     "state", "audit", "rules", "executor", "providers", "environment", "gateway", "server",
     "background", "chains", "circuit_breaker", "quotas", "ui", "auth", "rate_limit", "telemetry",
-    "llm_guardrail", "embedding", "state_machines", "budgets",
+    "llm_guardrail", "embedding", "state_machines", "budgets", "scheduling",
 }
 
 
@@ -247,6 +247,9 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
     from acteon.quotas._config import quota_and_budget_kwargs
 
     kwargs.update(quota_and_budget_kwargs(data, costs))
+    from acteon.scheduling._config import scheduling_kwargs
+
+    kwargs.update(scheduling_kwargs(data))
     kwargs["_owned_resources"] = owned
     kwargs["_rules_source"] = rules_source
     return kwargs

@@ -22,6 +22,7 @@ FEATURE_MODULES: list[str] = [
     "acteon.resilience",
     "acteon.quotas",
     "acteon.budget",
+    "acteon.scheduling",
     "acteon.workflows.grouping",
     "acteon.workflows.state_machines",
     "acteon.chains",

@@ -73,6 +73,8 @@ from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import RuleSet, Verdict, load_rules, load_rules_dir, merge_patch
 from acteon.rules._context import Lookup
 from acteon.rules._watch import RulesWatchMixin
+from acteon.scheduling._api import SchedulingMixin
+from acteon.scheduling._config import SchedulingConfig
 from acteon.state._base import LockGuard, StateStore
 from acteon.state.memory import MemoryStateStore
 from acteon.workflows._approvals_api import ApprovalsMixin
@@ -102,6 +104,9 @@ AdmissionHook = Callable[[Action, datetime], Awaitable["Action | Outcome"]]
 the dispatch (audited with verdict ``allow``, as upstream's quota short-circuit)."""
 BackgroundJob = Callable[[datetime], Awaitable[int]]
 """One background job: does what is due at the given time, returns how many items it handled."""
+DeferralHook = Callable[[Action, datetime], Awaitable["Outcome | None"]]
+"""Takes an action whose ``dispatch_at`` is set, after admission and before the rules:
+an outcome (``Scheduled``) when it was stored for later, ``None`` to dispatch it now."""
 RouteHook = Callable[[Action], Awaitable["Outcome | None"]]
 """Runs before an allowed action executes (cost-aware downgrade): an outcome if it executed
 the action elsewhere, ``None`` to execute as asked."""
@@ -152,7 +157,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
 
 class AsyncGateway(
     ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, QuotasMixin, BudgetMixin,
-    GroupsMixin, StateMachinesMixin, ChainsMixin,
+    SchedulingMixin, GroupsMixin, StateMachinesMixin, ChainsMixin,
 ):
     """The action gateway (async; runs on asyncio and trio through anyio).
 
@@ -189,6 +194,7 @@ class AsyncGateway(
         quota_policies: Sequence[QuotaPolicy | Mapping[str, Any]] | None = None,
         provider_costs: Mapping[str, float] | None = None,
         budgets: Sequence[BudgetPolicy | Mapping[str, Any]] | None = None,
+        scheduling: SchedulingConfig | Mapping[str, Any] | None = None,
     ) -> None:
         if config is None:
             config = GatewayConfig()
@@ -238,6 +244,7 @@ class AsyncGateway(
         self._verdict_handlers: dict[str, VerdictHandler] = {}
         self._admission_hooks: list[AdmissionHook] = []
         self._jobs: dict[str, BackgroundJob] = {}
+        self._deferral_hook: DeferralHook | None = None  # ``dispatch_at`` (acteon.scheduling)
         self._route_hooks: list[RouteHook] = []
         self._outcome_hooks: list[OutcomeHook] = []
         self._rule_lookups: dict[str, Lookup] = {}  # identifiers rules may read (``budget``)
@@ -254,7 +261,7 @@ class AsyncGateway(
             {"chains": chains, "state_machines": state_machines,
              "approval_keys": approval_keys, "watch_rules": watch_rules,
              "circuit_breaker": circuit_breaker, "quota_policies": quota_policies,
-             "provider_costs": provider_costs, "budgets": budgets},
+             "provider_costs": provider_costs, "budgets": budgets, "scheduling": scheduling},
         )
         if chains and "chain" not in self._verdict_handlers:
             raise NotSupportedError("task chains are not supported yet (chains=...)")
@@ -362,6 +369,10 @@ class AsyncGateway(
                     await self._finish(action, "allow", None, admitted, now, started, caller)
                     return admitted
                 action = admitted
+        if action.dispatch_at is not None:
+            deferred = await self._defer(action, now, started, caller)
+            if deferred is not None:
+                return deferred
         try:
             verdict: Verdict = await self._rules.aevaluate(
                 action, now=now, state=self._state, env=self._env, timezone=self._tz, lookups=self._rule_lookups
@@ -371,10 +382,6 @@ class AsyncGateway(
             await self._record_error(action, "error", None, exc, now, started, caller)
             raise
         kind = verdict.kind
-        if action.dispatch_at is not None and "dispatch_at" not in self._verdict_handlers:
-            exc2 = NotSupportedError("scheduled delivery (dispatch_at) is not supported yet by this acteon version")
-            await self._record_error(action, kind, verdict.rule, exc2, now, started, caller)
-            raise exc2
         if kind in _NOT_YET and kind not in self._verdict_handlers:
             exc2 = NotSupportedError(
                 f"the '{kind}' verdict of rule '{verdict.rule}' needs {_NOT_YET[kind]}, which this acteon "
@@ -418,6 +425,19 @@ class AsyncGateway(
 
         matched = None if kind in _NAMELESS_VERDICTS else verdict.rule
         await self._finish(action, kind, matched, outcome, now, started, caller)
+        return outcome
+
+    async def _defer(self, action: Action, now: datetime, started: float, caller: Caller | None) -> Outcome | None:
+        """``dispatch_at`` set: the deferral hook stores a future action (rules run at delivery)."""
+        try:
+            if self._deferral_hook is None:
+                raise NotSupportedError("scheduled delivery (dispatch_at) is not enabled on this gateway")
+            outcome = await self._deferral_hook(action, now)
+        except ActeonError as exc:
+            await self._record_error(action, "schedule", None, exc, now, started, caller)
+            raise
+        if outcome is not None:
+            await self._finish(action, "schedule", None, outcome, now, started, caller)
         return outcome
 
     async def _finish(

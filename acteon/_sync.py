@@ -39,6 +39,8 @@ from acteon.quotas._model import QuotaPolicy
 from acteon.quotas._sync import QuotasSyncMixin
 from acteon.resilience.settings import CircuitBreakerSettings
 from acteon.rules import EvaluationTrace, RuleSet
+from acteon.scheduling._config import SchedulingConfig
+from acteon.scheduling._model import RecurringAction, ScheduledAction
 from acteon.state._base import StateStore
 from acteon.workflows._approval_model import Approval, ApprovalLinks
 
@@ -71,6 +73,7 @@ class Gateway(QuotasSyncMixin, ChainsSyncMixin):
         quota_policies: Sequence[QuotaPolicy | Mapping[str, Any]] | None = None,
         provider_costs: Mapping[str, float] | None = None,
         budgets: Sequence[BudgetPolicy | Mapping[str, Any]] | None = None,
+        scheduling: SchedulingConfig | Mapping[str, Any] | None = None,
     ) -> None:
         self._async = AsyncGateway(
             rules=rules,
@@ -88,6 +91,7 @@ class Gateway(QuotasSyncMixin, ChainsSyncMixin):
             quota_policies=quota_policies,
             provider_costs=provider_costs,
             budgets=budgets,
+            scheduling=scheduling,
         )
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
@@ -401,6 +405,104 @@ class Gateway(QuotasSyncMixin, ChainsSyncMixin):
     def approval_links(self, namespace: str, tenant: str, id: str) -> ApprovalLinks:
         """Blocking :meth:`AsyncGateway.approval_links`."""
         result: ApprovalLinks = self._call(self._async.approval_links, namespace, tenant, id)
+        return result
+
+    # ------------------------------------------------------------------ scheduled and recurring actions
+
+    def list_scheduled(self, namespace: str, tenant: str) -> list[ScheduledAction]:
+        """Blocking :meth:`AsyncGateway.list_scheduled`."""
+        result: list[ScheduledAction] = self._call(self._async.list_scheduled, namespace, tenant)
+        return result
+
+    def get_scheduled(self, namespace: str, tenant: str, scheduled_id: str) -> ScheduledAction | None:
+        """Blocking :meth:`AsyncGateway.get_scheduled`."""
+        result: ScheduledAction | None = self._call(self._async.get_scheduled, namespace, tenant, scheduled_id)
+        return result
+
+    def cancel_scheduled(self, namespace: str, tenant: str, scheduled_id: str) -> bool:
+        """Blocking :meth:`AsyncGateway.cancel_scheduled`."""
+        result: bool = self._call(self._async.cancel_scheduled, namespace, tenant, scheduled_id)
+        return result
+
+    def create_recurring(
+        self,
+        namespace: str,
+        tenant: str,
+        *,
+        provider: str,
+        action_type: str,
+        cron_expr: str,
+        payload: Any = None,
+        metadata: Mapping[str, str] | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        description: str | None = None,
+        dedup_key: str | None = None,
+        ends_at: datetime | str | None = None,
+        max_executions: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> RecurringAction:
+        """Blocking :meth:`AsyncGateway.create_recurring`."""
+        result: RecurringAction = self._call(
+            self._async.create_recurring, namespace, tenant, provider=provider, action_type=action_type,
+            cron_expr=cron_expr, payload=payload, metadata=metadata, timezone=timezone, name=name,
+            description=description, dedup_key=dedup_key, ends_at=ends_at, max_executions=max_executions,
+            labels=labels,
+        )
+        return result
+
+    def get_recurring(self, namespace: str, tenant: str, recurring_id: str) -> RecurringAction | None:
+        """Blocking :meth:`AsyncGateway.get_recurring`."""
+        result: RecurringAction | None = self._call(self._async.get_recurring, namespace, tenant, recurring_id)
+        return result
+
+    def list_recurring(
+        self, namespace: str, tenant: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[RecurringAction]:
+        """Blocking :meth:`AsyncGateway.list_recurring`."""
+        result: list[RecurringAction] = self._call(
+            self._async.list_recurring, namespace, tenant, status=status, limit=limit, offset=offset
+        )
+        return result
+
+    def update_recurring(
+        self,
+        namespace: str,
+        tenant: str,
+        recurring_id: str,
+        *,
+        payload: Any = None,
+        metadata: Mapping[str, str] | None = None,
+        cron_expr: str | None = None,
+        timezone: str | None = None,
+        ends_at: datetime | str | None = None,
+        max_executions: int | None = None,
+        description: str | None = None,
+        name: str | None = None,
+        dedup_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> RecurringAction:
+        """Blocking :meth:`AsyncGateway.update_recurring`."""
+        result: RecurringAction = self._call(
+            self._async.update_recurring, namespace, tenant, recurring_id, payload=payload, metadata=metadata,
+            cron_expr=cron_expr, timezone=timezone, ends_at=ends_at, max_executions=max_executions,
+            description=description, name=name, dedup_key=dedup_key, labels=labels,
+        )
+        return result
+
+    def pause_recurring(self, namespace: str, tenant: str, recurring_id: str) -> RecurringAction:
+        """Blocking :meth:`AsyncGateway.pause_recurring`."""
+        result: RecurringAction = self._call(self._async.pause_recurring, namespace, tenant, recurring_id)
+        return result
+
+    def resume_recurring(self, namespace: str, tenant: str, recurring_id: str) -> RecurringAction:
+        """Blocking :meth:`AsyncGateway.resume_recurring`."""
+        result: RecurringAction = self._call(self._async.resume_recurring, namespace, tenant, recurring_id)
+        return result
+
+    def delete_recurring(self, namespace: str, tenant: str, recurring_id: str) -> bool:
+        """Blocking :meth:`AsyncGateway.delete_recurring`."""
+        result: bool = self._call(self._async.delete_recurring, namespace, tenant, recurring_id)
         return result
 
     # ------------------------------------------------------------------ groups and state-machine events

@@ -61,4 +61,19 @@ class SchedulingConfig(BaseModel):
         return float(min(delay, self.max_retry_backoff_seconds))
 
 
-__all__ = ["DEFAULT_MIN_INTERVAL_SECONDS", "MAX_DELAY_SECONDS", "SchedulingConfig"]
+def scheduling_kwargs(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``AsyncGateway`` keyword arguments from a config file: ``[scheduling]`` (the fields
+    above) and upstream's ``[background] max_recurring_actions_per_tenant``."""
+    settings: dict[str, Any] = {}
+    background = data.get("background")
+    if isinstance(background, Mapping) and "max_recurring_actions_per_tenant" in background:
+        settings["max_recurring_per_tenant"] = background["max_recurring_actions_per_tenant"]
+    section = data.get("scheduling")
+    if section is not None:
+        if not isinstance(section, Mapping):
+            raise ConfigurationError("[scheduling] must be a table")
+        settings.update(section)
+    return {"scheduling": SchedulingConfig.coerce(settings)} if settings else {}
+
+
+__all__ = ["DEFAULT_MIN_INTERVAL_SECONDS", "MAX_DELAY_SECONDS", "SchedulingConfig", "scheduling_kwargs"]

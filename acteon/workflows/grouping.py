@@ -130,22 +130,36 @@ class GroupEngine:
                 ok = (await state.compare_and_swap(key, current[1], text, group.record_ttl())).ok
             if ok:
                 if due_changed:
-                    await self._schedule(group)
+                    await self._sync_index(ns, tenant, gk, group)
                 return group
         raise StateBackendError(f"group {gk} in {ns}/{tenant}: too much contention to add an event")
 
-    async def _schedule(self, group: EventGroup) -> None:
-        """Point the group's due-index entry at its current ``notify_at``."""
-        state = self._gw._state
-        pending = self._pending_key(group.namespace, group.tenant, group.group_key)
-        await state.set(pending, format_rfc3339(group.notify_at), group.record_ttl())
-        await state.index_timeout(pending, to_ms(group.notify_at))
+    async def _sync_index(self, ns: str, tenant: str, gk: str, group: EventGroup | None) -> None:
+        """Make the group's due-index entry match its record (``group``: as just written).
 
-    async def _unschedule(self, ns: str, tenant: str, gk: str) -> None:
+        Writers of one group may update the index in another order than they
+        wrote the record, and a group may be re-created right after it was
+        closed. So after writing, re-read the record and write again until the
+        index matches what is stored: the last writer always leaves it right.
+        """
         state = self._gw._state
         pending = self._pending_key(ns, tenant, gk)
-        await state.remove_timeout_index(pending)
-        await state.delete(pending)
+        for _ in range(5):
+            live = group is not None and group.state != "resolved"
+            if group is not None and live:
+                await state.set(pending, format_rfc3339(group.notify_at), group.record_ttl())
+                await state.index_timeout(pending, to_ms(group.notify_at))
+            else:
+                await state.remove_timeout_index(pending)
+                await state.delete(pending)
+            value = await state.get(self._key(ns, tenant, gk))
+            latest = None if value is None else EventGroup.from_json(value, ns, tenant, gk, self._gw._clock.now())
+            if latest is None or latest.state == "resolved":
+                if not live:
+                    return
+            elif live and group is not None and latest.notify_at == group.notify_at:
+                return
+            group = latest
 
     # ------------------------------------------------------------------ flushing
 
@@ -167,11 +181,8 @@ class GroupEngine:
         key = self._key(ns, tenant, gk)
         current = await state.get_versioned(key)
         group = None if current is None else EventGroup.from_json(current[0], ns, tenant, gk, now)
-        if group is None or group.state == "resolved":
-            await self._unschedule(ns, tenant, gk)
-            return 0
-        if group.notify_at > now:
-            await state.index_timeout(self._pending_key(ns, tenant, gk), to_ms(group.notify_at))
+        if group is None or group.state == "resolved" or group.notify_at > now:
+            await self._sync_index(ns, tenant, gk, group)  # a stale index entry: repair it
             return 0
         claimed_due = group.notify_at
         if not await state.check_and_set(self._claim_key(ns, tenant, gk, claimed_due), self._owner, CLAIM_TTL):
@@ -200,10 +211,7 @@ class GroupEngine:
             else:
                 text, ttl = plan.group.to_json(), plan.group.record_ttl()
             if (await state.compare_and_swap(key, current[1], text, ttl)).ok:
-                if plan.close:
-                    await self._unschedule(ns, tenant, gk)
-                else:
-                    await self._schedule(plan.group)
+                await self._sync_index(ns, tenant, gk, None if plan.close else plan.group)
                 return plan
         raise StateBackendError(f"group {gk} in {ns}/{tenant}: too much contention to flush")
 

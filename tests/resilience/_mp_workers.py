@@ -56,8 +56,7 @@ def run(scenario: str, backend: str, target: str, prefix: str, start_at: float, 
 
 
 def warm_up(seconds: float) -> int:
-    import acteon.resilience  # noqa: F401  (pay the imports before the race)
-    import acteon.state.sqlite  # noqa: F401
+    import acteon.state.sqlite  # noqa: F401  (pay the import before the race)
 
     time.sleep(seconds)
     return os.getpid()

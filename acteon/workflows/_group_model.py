@@ -137,6 +137,11 @@ class GroupEvent:
             out["explicit_fingerprint"] = True
         return out
 
+    @staticmethod
+    def identity_of(raw: dict[str, Any]) -> str:
+        """:attr:`identity` of a stored event, without parsing the rest of it."""
+        return str(raw.get("fingerprint") if raw.get("explicit_fingerprint") is True else raw.get("action_id"))
+
     @classmethod
     def from_dict(cls, data: Any, default_time: datetime) -> GroupEvent | None:
         if not isinstance(data, dict):
@@ -167,7 +172,9 @@ class EventGroup:
     namespace: str
     tenant: str
     labels: dict[str, str]
-    events: list[GroupEvent]
+    events: list[dict[str, Any]]
+    """Stored events (``GroupEvent.to_dict()`` form), kept as parsed JSON: adding one
+    event must not re-parse every other one, so they are decoded only to flush."""
     notify_at: datetime
     created_at: datetime
     updated_at: datetime
@@ -224,21 +231,22 @@ class EventGroup:
     def add(self, event: GroupEvent, timers: Timers, provider: str | None, rule: str | None,
             now: datetime) -> bool:
         """Put ``event`` in the group; ``False`` when it is already there (a retried dispatch)."""
-        if any(e.action_id == event.action_id for e in self.events):
+        if any(e.get("action_id") == event.action_id for e in self.events):
             return False
         self.timers = timers
         if provider:
             self.notify_provider = provider
         self.rule = rule
         replaced = False
+        raw = event.to_dict()
         if event.explicit_fingerprint:
             for i, existing in enumerate(self.events):
-                if existing.identity == event.identity:
-                    self.events[i] = event
+                if GroupEvent.identity_of(existing) == event.identity:
+                    self.events[i] = raw
                     replaced = True
                     break
         if not replaced:
-            self.events.append(event)
+            self.events.append(raw)
             while len(self.events) > timers.max_group_size:
                 self.events.pop(0)  # at capacity the oldest event gives way
         self.unsent = min(self.unsent + 1, len(self.events))
@@ -278,7 +286,7 @@ class EventGroup:
             "namespace": self.namespace,
             "tenant": self.tenant,
             "labels": self.labels,
-            "events": [e.to_dict() for e in self.events],
+            "events": self.events,
             "notify_at": format_rfc3339(self.notify_at),
             "last_notified_at": None if self.last_notified_at is None else format_rfc3339(self.last_notified_at),
             "state": self.state,
@@ -313,7 +321,8 @@ class EventGroup:
         if not isinstance(data, dict):
             return None
         created = _time(data.get("created_at"), now)
-        events = [e for e in (GroupEvent.from_dict(x, created) for x in data.get("events") or []) if e]
+        raw_events = data.get("events")
+        events = [e for e in raw_events if isinstance(e, dict)] if isinstance(raw_events, list) else []
         labels = data.get("labels")
         trace = data.get("trace_context")
         state = data.get("state")
@@ -373,6 +382,7 @@ def plan_flush(group: EventGroup, now: datetime, *, manual: bool = False) -> Flu
     ``close`` says the group ends here.
     """
     g = group
+    events = [e for e in (GroupEvent.from_dict(raw, g.created_at) for raw in g.events) if e is not None]
     if manual:
         tick = now
     else:
@@ -381,12 +391,12 @@ def plan_flush(group: EventGroup, now: datetime, *, manual: bool = False) -> Flu
         due = to_ms(g.notify_at)
         late = max(to_ms(now) - due, 0)
         tick = from_ms(due + (late // g.interval_ms) * g.interval_ms)
-    resolved = {e.identity for e in g.events if e.resolved_at(tick)}
-    firing = {e.identity for e in g.events} - resolved
+    resolved = {e.identity for e in events if e.resolved_at(tick)}
+    firing = {e.identity for e in events} - resolved
     previous = set(g.notified_firing)
     repeat = False
     if manual:
-        send = bool(g.events)
+        send = bool(events)
     elif g.last_notified_at is None:
         send = bool(firing)  # fired and resolved before the first tick: nothing to say
     elif not firing <= previous or resolved:
@@ -396,10 +406,10 @@ def plan_flush(group: EventGroup, now: datetime, *, manual: bool = False) -> Flu
     else:
         send = False
 
-    sent = list(g.events) if send else []
+    sent = events if send else []
     # Resolved events have been reported (or were never worth reporting); sent
     # events of an ephemeral group are delivered. Either way they leave the group.
-    remaining = [e for e in g.events if e.identity not in resolved]
+    remaining = [raw for raw in g.events if GroupEvent.identity_of(raw) not in resolved]
     if send and not g.persistent:
         remaining = []
     if send:

@@ -54,8 +54,8 @@ class GroupsMixin:
         return {
             "group": found.summary(),
             "labels": dict(found.labels),
-            "event_fingerprints": [e.fingerprint for e in found.events],
-            "events": [e.to_dict() for e in found.events],
+            "event_fingerprints": [str(e.get("fingerprint", "")) for e in found.events],
+            "events": [dict(e) for e in found.events],
         }
 
     async def flush_group(

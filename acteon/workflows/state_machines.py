@@ -209,6 +209,7 @@ class StateMachineEngine:
         for _ in range(_CAS_ATTEMPTS):
             current = await state.get_versioned(key)
             active: dict[str, str] = {}
+            old: dict[str, Any] = {}
             if current is not None:
                 old = _parse_record(current[0]) or {}
                 if isinstance(old.get("active"), dict):
@@ -224,6 +225,8 @@ class StateMachineEngine:
             else:
                 # The latest event ended; the type stays active while another event is.
                 shown = next(reversed(active.values()), new_state)
+            if old.get("active") == active and old.get("state") == shown:
+                return  # nothing a reader can see changes: spare the hot key a write
             value = json.dumps({"state": shown, "fingerprint": fp, "active": active}, separators=(",", ":"))
             if current is None:
                 ok = await state.check_and_set(key, value)

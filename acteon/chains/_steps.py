@@ -91,15 +91,22 @@ def rust_debug(outcome: Outcome) -> str:
 
 
 async def execute_step_action(eng: ChainEngine, action: Action) -> tuple[Outcome, Action]:
-    """Admission hooks (quotas may block or switch provider), then the provider call."""
+    """Admission hooks (quotas may block or switch provider), the provider call (circuit
+    breakers and routing live in ``_execute_action``), then the outcome hooks."""
     gw = eng.gw
     now = eng.now()
+    outcome: Outcome | None = None
     for hook in gw._admission_hooks:
         admitted = await hook(action, now)
         if isinstance(admitted, Outcome):
-            return admitted, action
+            outcome = admitted
+            break
         action = admitted
-    return await gw._execute_action(action), action
+    if outcome is None:
+        outcome = await gw._execute_action(action)
+    for seen in gw._outcome_hooks:  # spend metering and the like see chain steps too
+        await seen(action, outcome)
+    return outcome, action
 
 
 def wants_dead_letter(eng: ChainEngine, run: Run, policy: str | None) -> bool:

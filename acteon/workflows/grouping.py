@@ -326,6 +326,25 @@ class GroupEngine:
         out.sort(key=lambda g: (g.created_at, g.group_key))
         return out if limit is None else out[:limit]
 
+    async def catchup(self, namespace: str, tenant: str, group: str) -> list[StreamEvent] | None:
+        """History for ``subscribe_entity("group", ...)`` (workflows.md §10.3): the group's
+        current size, and ``group_flushed`` once it was sent; ``None`` for no such group."""
+        found = await self.load(group, namespace, tenant)
+        if found is None:
+            return None
+        now = self._gw._clock.now()
+        events = [StreamEvent(
+            "group_event_added", now, found.namespace, found.tenant,
+            data={"group_id": found.group_id, "group_key": found.group_key, "event_count": len(found.events)},
+            group_id=found.group_id,
+        )]
+        if found.last_notified_at is not None:
+            events.append(StreamEvent(
+                "group_flushed", found.last_notified_at, found.namespace, found.tenant,
+                data={"group_id": found.group_id, "event_count": len(found.events)}, group_id=found.group_id,
+            ))
+        return events
+
     async def flush(self, group: str, namespace: str | None, tenant: str | None) -> dict[str, Any]:
         """Send the group now, whatever its timers say (DECISIONS D16)."""
         where = await self._locate(group, namespace, tenant)
@@ -362,3 +381,4 @@ def attach(gateway: AsyncGateway, options: dict[str, Any]) -> None:
     gateway._grouping = engine
     gateway._verdict_handlers["group"] = engine.handle
     gateway._jobs["group_flush"] = engine.flush_due
+    gateway._entity_catchup["group"] = engine.catchup

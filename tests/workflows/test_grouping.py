@@ -351,3 +351,22 @@ def test_sync_gateway_twins() -> None:
         assert gw.flush_group(summary["group_key"])["event_count"] == 1
     assert len(recorder.actions) == 1
 
+
+
+async def test_group_entity_subscription_catches_up_then_follows() -> None:
+    from acteon import EntityNotFoundError
+
+    async with Env(BATCH) as env:
+        outcome = await env.gw.dispatch(alert())
+        await env.gw.dispatch(alert())
+        assert isinstance(outcome, Grouped)
+        sub = await env.gw.subscribe_entity("group", outcome.group_id, namespace="ns", tenant="t1")
+        first = await sub.__anext__()
+        assert first.type == "group_event_added" and first.to_dict()["event_count"] == 2
+        await env.advance(60)
+        assert (await sub.__anext__()).type == "group_flushed"
+        await env.advance(300)  # nothing new: the group ends
+        assert (await sub.__anext__()).type == "group_resolved"
+        await sub.aclose()
+        with pytest.raises(EntityNotFoundError):
+            await env.gw.subscribe_entity("group", "missing", namespace="ns", tenant="t1")

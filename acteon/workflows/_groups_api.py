@@ -37,7 +37,7 @@ class GroupsMixin:
             raise UsageError(f"list_groups(state=...) must be one of {', '.join(_STATES)}, got {state!r}")
         if limit is not None and limit < 0:
             raise UsageError(f"list_groups(limit=...) must not be negative, got {limit}")
-        groups = await self._grouping.list(namespace, tenant, state, limit)
+        groups = await self._grouping.list_groups(namespace, tenant, state, limit)
         return [g.summary() for g in groups]
 
     async def get_group(

@@ -305,7 +305,7 @@ class GroupEngine:
         parsed = None if value is None else EventGroup.from_json(value, ns, t, gk, self._gw._clock.now())
         return None if parsed is None or parsed.state == "resolved" else parsed
 
-    async def list(
+    async def list_groups(
         self, namespace: str | None, tenant: str | None, state: str | None, limit: int | None
     ) -> list[EventGroup]:
         store = self._gw._state

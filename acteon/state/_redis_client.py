@@ -10,13 +10,23 @@ multiplexed connection per event loop and does the minimum per call:
 * the first command of an event-loop turn schedules one ``flush`` with
   ``loop.call_soon``; every command issued by any task before the loop gets
   back to it is written in the same ``transport.write`` -- one pipeline;
+* two exceptions keep Redis busy instead of waiting for the whole turn: a
+  command issued while the connection is idle (no reply owed) and no other
+  callback is ready is written at once -- a sequential caller then pays no
+  extra loop iteration before its write -- and a batch is written as soon as
+  it holds ``MAX_BATCH`` commands, so the server works on the first part of a
+  burst while the client is still producing the rest (with 64 dispatches in
+  flight this overlap roughly halves the time per dispatch);
 * replies are parsed by ``hiredis.Reader`` inside ``data_received`` and
   resolve the futures in FIFO order, so each caller sees its own reply or
   its own error (a failing command does not affect its neighbours);
 * "deferred" commands (lock releases, write-behind audit records) are
   appended without a flush: they ride with the next batch, or go out after
   ``deferred_delay`` seconds if nothing else is sent, and always on
-  :meth:`RedisClient.drain` / :meth:`RedisClient.aclose`.
+  :meth:`RedisClient.drain` / :meth:`RedisClient.aclose`. A write holding
+  only deferred commands is one nobody waits for; :class:`Stats` counts
+  those apart (``deferred_batches``), so ``batches - deferred_batches`` is the
+  number of round trips callers waited on.
 
 Only RESP2 and a single (non-cluster) server are supported. ``redis://``,
 ``rediss://`` (TLS) and ``unix://`` URLs are understood; user, password and
@@ -59,16 +69,38 @@ _PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 class Stats:
-    """Counters kept by the client: batches written and commands sent."""
+    """Counters kept by the client: batches written and commands sent.
 
-    __slots__ = ("batches", "commands")
+    ``deferred_batches`` counts the writes that held deferred commands only
+    (sent by the ``deferred_delay`` timer): no caller waited on those.
+    """
+
+    __slots__ = ("batches", "commands", "deferred_batches")
 
     def __init__(self) -> None:
         self.batches = 0
         self.commands = 0
+        self.deferred_batches = 0
+
+    @property
+    def round_trips(self) -> int:
+        """Writes that carried at least one command a caller waited on."""
+        return self.batches - self.deferred_batches
 
     def __repr__(self) -> str:
-        return f"Stats(batches={self.batches}, commands={self.commands})"
+        return (
+            f"Stats(batches={self.batches}, commands={self.commands}, "
+            f"deferred_batches={self.deferred_batches})"
+        )
+
+
+MAX_BATCH = 16
+"""Commands queued in one loop turn beyond which the batch is written at once.
+
+Measured with 64 gateway dispatches in flight on loopback: 1024 (one write per
+loop turn) gave ~40 µs per dispatch, 32 gave ~20, 16 gave ~18, 8 gave ~20 --
+small writes let Redis start on a burst while the client builds the rest,
+and below ~16 the extra ``write`` calls cost more than the overlap saves."""
 
 
 def require_hiredis(feature: str) -> None:
@@ -203,9 +235,16 @@ class _Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.flush_scheduled = False
         self.immediate = False  # write each command at once (no auto-pipelining)
-        self.max_batch = 1024  # write early once this many commands are queued
+        self.max_batch = MAX_BATCH  # write early once this many commands are queued
+        # Commands in ``out`` that a caller awaits (the rest are deferred).
+        self.awaited = 0
+        # The loop's queue of ready callbacks: when it is empty nothing else can
+        # add to this turn's batch, so an idle connection may write at once.
+        # Private to asyncio's own loops; other loops (uvloop) just never write early.
+        self.ready: Any = getattr(loop, "_ready", None)
         self.deferred_delay = deferred_delay
         self.deferred_handle: asyncio.TimerHandle | None = None
+        self.deferred_since = 0.0  # loop time the oldest unsent deferred command was queued
         self.closed = False
         self.close_reason = "connection closed"
         self.replies = 0
@@ -254,8 +293,13 @@ class _Connection(asyncio.Protocol):
         fut: asyncio.Future[Any] = self.loop.create_future()
         out = self.out
         out.append(data)
-        self.sinks.append(fut)
-        if self.immediate or len(out) >= self.max_batch:
+        sinks = self.sinks
+        sinks.append(fut)
+        self.awaited += 1
+        n = len(out)
+        if self.immediate or n >= self.max_batch or (len(sinks) == n and self.ready is not None and not self.ready):
+            # ``len(sinks) == n``: every reply owed belongs to a command not sent
+            # yet, i.e. the server is idle -- and no other task can join this batch.
             self.flush()
         elif not self.flush_scheduled:
             self.flush_scheduled = True
@@ -263,17 +307,27 @@ class _Connection(asyncio.Protocol):
         return fut
 
     def submit_deferred(self, data: bytes, sink: Sink) -> None:
-        self.out.append(data)
+        out = self.out
+        if self.awaited == len(out):  # the first deferred command waiting in this batch
+            self.deferred_since = self.loop.time()
+        out.append(data)
         self.sinks.append(sink)
-        # One timer at a time, never cancelled: when it fires it sends whatever is
-        # still queued, so a deferred command waits at most ``deferred_delay``.
         if self.deferred_handle is None and self.deferred_delay is not None:
             self.deferred_handle = self.loop.call_later(self.deferred_delay, self._deferred_due)
 
     def _deferred_due(self) -> None:
+        """Send deferred commands that waited ``deferred_delay`` without a batch to ride with."""
         self.deferred_handle = None
-        if self.out and not self.flush_scheduled:
-            self.flush()
+        if not self.out or self.flush_scheduled:
+            return  # sent already, or about to be
+        # The timer is armed once and never cancelled: the commands queued now may
+        # be younger than the delay. Wait out their remaining time instead of
+        # writing them alone -- the next command would most likely carry them.
+        remaining = self.deferred_since + (self.deferred_delay or 0.0) - self.loop.time()
+        if remaining > 0.0001:
+            self.deferred_handle = self.loop.call_later(remaining, self._deferred_due)
+            return
+        self.flush()
 
     def flush(self) -> None:
         self.flush_scheduled = False
@@ -284,6 +338,9 @@ class _Connection(asyncio.Protocol):
         stats = self.stats
         stats.batches += 1
         stats.commands += len(out)
+        if not self.awaited:
+            stats.deferred_batches += 1
+        self.awaited = 0
         out.clear()
         if not self.closed and self.transport is not None:
             self.transport.write(data)
@@ -293,6 +350,7 @@ class _Connection(asyncio.Protocol):
     def _fail_all(self) -> None:
         self.closed = True
         self.out.clear()
+        self.awaited = 0
         for handle in (self.deferred_handle, self.watch_handle):
             if handle is not None:
                 handle.cancel()

@@ -11,7 +11,7 @@ import pytest
 
 from acteon import StateBackendError, StateConnectionError
 from acteon.state import StateKey
-from acteon.state._redis_client import Script, parse_redis_url
+from acteon.state._redis_client import MAX_BATCH, Script, parse_redis_url
 from acteon.state.redis import RedisStateStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -22,7 +22,7 @@ def _evalsha_calls(raw: Any) -> int:
     return int(stats.get("calls", 0))
 
 
-async def test_concurrent_calls_share_one_write(store: RedisStateStore) -> None:
+async def test_concurrent_calls_share_writes(store: RedisStateStore) -> None:
     stats = store.client.stats
     await store.get(StateKey("ns", "t", "state", "warm"))
     batches, commands = stats.batches, stats.commands
@@ -30,7 +30,40 @@ async def test_concurrent_calls_share_one_write(store: RedisStateStore) -> None:
     results = await asyncio.gather(*(store.check_and_set(k, "1") for k in keys))
     assert all(results)
     assert stats.commands - commands == 64
-    assert stats.batches - batches == 1
+    # One write per MAX_BATCH commands issued in the same loop turn.
+    assert stats.batches - batches == 64 // MAX_BATCH
+
+
+async def test_idle_connection_writes_a_lone_command_at_once(store: RedisStateStore) -> None:
+    await store.get(StateKey("ns", "t", "state", "warm"))
+    conn = store.client._conn
+    assert conn is not None
+    fut = conn.submit(b"*1\r\n$4\r\nPING\r\n")
+    assert conn.out == []  # already written: no loop turn spent before the write
+    assert await fut == "PONG"
+
+
+async def test_deferred_commands_wait_for_company(redis_url: str, prefix: str) -> None:
+    """A deferred command leaves with the next awaited one, or alone after the delay."""
+    async with RedisStateStore(redis_url, prefix=prefix, deferred_flush_delay=0.05) as store:
+        stats = store.client.stats
+        lock = store.distributed_lock()
+        guard = await lock.try_acquire("company", 10)
+        assert guard is not None
+        before = (stats.batches, stats.deferred_batches)
+        await guard.release_deferred()
+        assert await store.get(StateKey("ns", "t", "state", "x")) is None
+        assert (stats.batches, stats.deferred_batches) == (before[0] + 1, before[1])  # one write, awaited
+        assert await lock.try_acquire("company", 10) is not None  # the release went with it
+
+        guard = await lock.try_acquire("alone", 10)
+        assert guard is not None
+        before = (stats.batches, stats.deferred_batches)
+        await guard.release_deferred()
+        await asyncio.sleep(0.2)
+        assert (stats.batches, stats.deferred_batches) == (before[0] + 1, before[1] + 1)
+        assert stats.round_trips == stats.batches - stats.deferred_batches
+        assert await lock.try_acquire("alone", 10) is not None
 
 
 async def test_server_sees_every_command(store: RedisStateStore, raw: Any) -> None:

@@ -237,12 +237,16 @@ class Subscription:
             return StreamEvent(LAGGED, self._bus.now(), data={"skipped": missed})
         return sub.buffer.popleft() if sub.buffer else None
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
+        """Unsubscribe now (no await needed); a waiting ``async for`` ends."""
         if not self._closed:
             self._closed = True
             self._sub.wakeup.set()
             if self._sub in self._bus._subscribers:
                 self._bus._subscribers.remove(self._sub)
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def __aenter__(self) -> Subscription:
         return self

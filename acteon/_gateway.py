@@ -627,10 +627,9 @@ class AsyncGateway(
             action.action_type,
             action.id,
             {"outcome": sanitize_outcome_wire(outcome), "provider": action.provider},
+            id=event_id or "",
             outcome_kind=outcome.kind,
         )
-        if event_id is not None:
-            event.id = event_id
         self._events.publish(event)
 
     # ------------------------------------------------------------------ background

@@ -155,37 +155,42 @@ class EntitySubscription:
     def __aiter__(self) -> EntitySubscription:
         return self
 
-    async def __anext__(self) -> StreamEvent:
-        if self._pending:
-            event = self._pending.pop(0)
-            if event.type == SUBSCRIPTION_END:
-                self._ended = True
-                self._pending.clear()
-                await self._live.aclose()
-            return event
-        if self._ended:
-            raise StopAsyncIteration
-        event = await self._live.__anext__()
+    def _take_pending(self) -> StreamEvent:
+        event = self._pending.pop(0)
+        if event.type == SUBSCRIPTION_END:
+            self.close()
+        return event
+
+    def _seen_live(self, event: StreamEvent) -> StreamEvent:
         reason = _end_reason(self.entity_type, event)
         if reason is not None:
             self._pending.append(self._end(reason))
         return event
 
-    def get_nowait(self) -> StreamEvent | None:
-        """The next event without waiting, or ``None``."""
-        if self._pending or self._ended:
-            return None if not self._pending else self._pending.pop(0)
-        event = self._live.get_nowait()
-        if event is not None:
-            reason = _end_reason(self.entity_type, event)
-            if reason is not None:
-                self._pending.append(self._end(reason))
-        return event
+    async def __anext__(self) -> StreamEvent:
+        if self._pending:
+            return self._take_pending()
+        if self._ended:
+            raise StopAsyncIteration
+        return self._seen_live(await self._live.__anext__())
 
-    async def aclose(self) -> None:
+    def get_nowait(self) -> StreamEvent | None:
+        """The next event without waiting, or ``None`` (nothing buffered, or ended)."""
+        if self._pending:
+            return self._take_pending()
+        if self._ended:
+            return None
+        event = self._live.get_nowait()
+        return None if event is None else self._seen_live(event)
+
+    def close(self) -> None:
+        """Stop following the entity (events not yet read are dropped)."""
         self._ended = True
         self._pending.clear()
-        await self._live.aclose()
+        self._live.close()
+
+    async def aclose(self) -> None:
+        self.close()
 
     async def __aenter__(self) -> EntitySubscription:
         return self

@@ -308,8 +308,9 @@ async def test_chain_subscription_catch_up_then_end_when_already_terminal() -> N
 
 async def test_live_terminal_event_ends_group_and_chain_subscriptions() -> None:
     async with gateway() as gw:
-        group = await gw.subscribe_entity("group", "G", namespace="ns", tenant="t1")
-        chain = await gw.subscribe_entity("chain", "C", namespace="ns", tenant="t1")
+        # No history: these entities exist only as the events published below.
+        group = await gw.subscribe_entity("group", "G", namespace="ns", tenant="t1", include_history=False)
+        chain = await gw.subscribe_entity("chain", "C", namespace="ns", tenant="t1", include_history=False)
         gw._events.publish(group_event("group_event_added", "G", group_key="k", event_count=1))
         gw._events.publish(group_event("group_event_added", "OTHER", group_key="k2", event_count=1))
         gw._events.publish(group_event("group_resolved", "G", group_key="k"))
@@ -320,6 +321,17 @@ async def test_live_terminal_event_ends_group_and_chain_subscriptions() -> None:
         got = [e async for e in chain]
         assert [e.type for e in got] == ["chain_completed", "subscription_end"]
         assert got[-1].data["reason"] == "chain_failed"
+        assert not gw._events.has_subscribers  # ending unsubscribed them
+
+
+async def test_reading_the_end_without_waiting_also_closes() -> None:
+    async with gateway() as gw:
+        sub = await gw.subscribe_entity("group", "G", namespace="ns", tenant="t1", include_history=False)
+        gw._events.publish(group_event("group_resolved", "G", group_key="k"))
+        assert [e.type for e in drain(sub)] == ["group_resolved", "subscription_end"]
+        assert not gw._events.has_subscribers
+        gw._events.publish(group_event("group_resolved", "G", group_key="k"))
+        assert sub.get_nowait() is None
 
 
 def test_blocking_twin_events_and_entity_subscriptions() -> None:

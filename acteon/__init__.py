@@ -60,6 +60,20 @@ from acteon._retry import RetryStrategy
 from acteon._settings import ExecutorSettings, GatewayConfig
 from acteon._sync import Gateway
 from acteon.outcomes import Outcome, OutcomeFailure
+from acteon.scheduling import (
+    CronIntervalTooShort,
+    CronNoFutureOccurrence,
+    InvalidCronExpression,
+    InvalidTimezone,
+    RecurringAction,
+    RecurringConflictError,
+    RecurringError,
+    RecurringLimitError,
+    RecurringNotFoundError,
+    RecurringValidationError,
+    ScheduledAction,
+    SchedulingConfig,
+)
 from acteon.workflows._approval_model import Approval, ApprovalLinks
 
 __all__ = [
@@ -80,6 +94,8 @@ __all__ = [
     "ChainError",
     "Clock",
     "ConfigurationError",
+    "CronIntervalTooShort",
+    "CronNoFutureOccurrence",
     "EntityNotFoundError",
     "EventFilter",
     "EventNotFound",
@@ -90,6 +106,8 @@ __all__ = [
     "GatewayError",
     "GroupNotFound",
     "GroupNotPending",
+    "InvalidCronExpression",
+    "InvalidTimezone",
     "InvalidTransition",
     "LockContention",
     "LockExpired",
@@ -109,10 +127,18 @@ __all__ = [
     "ProviderResponse",
     "ProviderSerializationError",
     "ProviderTimeout",
+    "RecurringAction",
+    "RecurringConflictError",
+    "RecurringError",
+    "RecurringLimitError",
+    "RecurringNotFoundError",
+    "RecurringValidationError",
     "RetryStrategy",
     "RuleError",
     "RuleEvaluationError",
     "RuleLoadError",
+    "ScheduledAction",
+    "SchedulingConfig",
     "SerializationError",
     "StateBackendError",
     "StateConnectionError",

@@ -238,6 +238,11 @@ class SubscriptionsMixin:
         except BaseException:
             await live.aclose()
             raise
+        if entity_type == "group":
+            # A group may be named by its key; its events carry the group id, so follow that.
+            ids = {e.group_id for e in history if e.group_id}
+            if len(ids) == 1:
+                flt.group_id = ids.pop()
         return EntitySubscription(self._events, live, entity_type, entity_id, history,
                                   namespace or "", tenant or "")
 

@@ -334,6 +334,21 @@ async def test_reading_the_end_without_waiting_also_closes() -> None:
         assert sub.get_nowait() is None
 
 
+async def test_group_named_by_key_follows_its_group_id() -> None:
+    async with gateway() as gw:
+        async def group_history(ns: str, tenant: str, ident: str) -> list[StreamEvent] | None:
+            if ident != "k" * 64:
+                return None
+            return [group_event("group_event_added", "G1", group_key=ident, event_count=2)]
+
+        gw._entity_catchup["group"] = group_history
+        sub = await gw.subscribe_entity("group", "k" * 64, namespace="ns", tenant="t1")
+        gw._events.publish(group_event("group_flushed", "G1", event_count=2))
+        gw._events.publish(group_event("group_flushed", "G2", event_count=1))
+        assert [(e.type, e.group_id) for e in drain(sub)] == [("group_event_added", "G1"), ("group_flushed", "G1")]
+        await sub.aclose()
+
+
 def test_blocking_twin_events_and_entity_subscriptions() -> None:
     with Gateway(providers=[RecordingProvider("email")], background=False) as gw:
         sub = gw.events(chain_id="X", namespace="ns")

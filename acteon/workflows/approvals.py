@@ -49,6 +49,7 @@ from acteon._exceptions import (
     ApprovalExpired,
     ApprovalNotFound,
     ApprovalSignatureError,
+    ConfigurationError,
     StateError,
     UsageError,
 )
@@ -452,35 +453,44 @@ class ApprovalManager:
 
     async def expire_due(self, now: datetime) -> int:
         """Job ``approval_expiry``: record ``expired`` once per approval, across processes."""
-        gw = self._gw
-        state = gw.state
         count = 0
-        for key in await state.get_expired_timeouts(int(now.timestamp() * 1000)):
+        for key in await self._gw.state.get_expired_timeouts(int(now.timestamp() * 1000)):
             parts = key.split(":", 3)
             if len(parts) != 4 or parts[2] != "approval" or parts[3].endswith(CLAIM_SUFFIX):
                 continue  # the index is shared with state machines and schedules
-            if not await claim(state, key + CLAIM_SUFFIX, EXPIRED, CLAIM_TTL):
-                # Someone is deciding or expiring it; drop the entry once it moved on.
-                loaded = await self._load(key)
-                if loaded is None or loaded[0].status != PENDING:
-                    await state.remove_timeout_index(key)
-                continue
             try:
-                record = await self._swap(key, _expire_at(now), RETENTION)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await release(state, key + CLAIM_SUFFIX, EXPIRED)
-                raise
-            await state.remove_timeout_index(key)
-            if record is None:
-                continue
-            count += 1
-            gw._metrics.approvals_expired += 1
-            self._publish(APPROVAL_EXPIRED, record)
-            await self._audit(record, "approval_expired",
-                              {"approval_id": record.token, "status": EXPIRED,
-                               "expires_at": format_rfc3339(record.expires_at)}, None)
+                count += await self._expire_one(key, now)
+            except ConfigurationError as exc:  # a corrupt record: it will never parse, stop retrying it
+                _log.error("approval %s cannot expire: %s; dropping its expiry entry", key, exc)
+                await self._gw.state.remove_timeout_index(key)
+            except ActeonError as exc:  # the others still expire; this one is retried next tick
+                _log.error("approval %s: expiry failed: %s", key, exc)
         return count
+
+    async def _expire_one(self, key: str, now: datetime) -> int:
+        gw = self._gw
+        state = gw.state
+        if not await claim(state, key + CLAIM_SUFFIX, EXPIRED, CLAIM_TTL):
+            # Someone is deciding or expiring it; drop the entry once it moved on.
+            loaded = await self._load(key)
+            if loaded is None or loaded[0].status != PENDING:
+                await state.remove_timeout_index(key)
+            return 0
+        try:
+            record = await self._swap(key, _expire_at(now), RETENTION)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await release(state, key + CLAIM_SUFFIX, EXPIRED)
+            raise
+        await state.remove_timeout_index(key)
+        if record is None:
+            return 0
+        gw._metrics.approvals_expired += 1
+        self._publish(APPROVAL_EXPIRED, record)
+        await self._audit(record, "approval_expired",
+                          {"approval_id": record.token, "status": EXPIRED,
+                           "expires_at": format_rfc3339(record.expires_at)}, None)
+        return 1
 
     async def retry_notifications(self, now: datetime) -> int:
         """Job ``approval_notification_retry`` (§5.8): resend what failed, with fresh links."""
@@ -497,8 +507,12 @@ class ApprovalManager:
                 continue
             if record.status != PENDING or record.notification_sent or now.timestamp() >= record.expires_ts:
                 continue
-            verdict = await gw.rules.aevaluate(record.action, now=now, state=state, env=gw._env,
-                                               timezone=gw._tz)
+            try:
+                verdict = await gw.rules.aevaluate(record.action, now=now, state=state, env=gw._env,
+                                                   timezone=gw._tz)
+            except ActeonError as exc:
+                _log.warning("approval %s: rules could not be evaluated for the retry: %s", record.token, exc)
+                continue
             if verdict.kind != "request_approval":
                 continue  # the rules no longer ask for this approval: give up, as upstream
             # One process per sweep interval sends it, whatever the number of processes.

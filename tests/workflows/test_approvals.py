@@ -455,6 +455,21 @@ async def test_expiry_of_an_approval_being_decided_waits_for_the_decision() -> N
         assert (await env.gw.tick())["approval_expiry"] == 1
 
 
+async def test_a_corrupt_record_does_not_block_other_expiries(caplog: pytest.LogCaptureFixture) -> None:
+    async with Env() as env:
+        await env.state.set("ns:t1:approval:broken", "{not json")
+        await env.state.index_timeout("ns:t1:approval:broken", 0)
+        pending = await env.request(refund(action_type="quick"))
+        env.clock.advance(5)
+        summary = await env.gw.tick()
+        assert summary["approval_expiry"] == 1 and summary.ok
+        assert "corrupt approval record" in caplog.text
+        approval = await env.gw.get_approval("ns", "t1", pending.approval_id)
+        assert approval is not None and approval.status == "expired"
+        assert "ns:t1:approval:broken" not in await env.state.get_expired_timeouts(10**15)
+        assert [a.id for a in await env.gw.list_approvals("ns", "t1")] == [pending.approval_id]
+
+
 # ----------------------------------------------------------------------------- queries, keys, twins
 
 

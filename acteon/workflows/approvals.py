@@ -25,7 +25,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -69,6 +68,7 @@ from acteon.workflows._approval_model import (
     ApprovalLinks,
     ApprovalRecord,
 )
+from acteon.workflows._internal import internal_dispatch, internal_origin
 from acteon.workflows._signing import ApprovalKeyring, build_keyring
 
 if TYPE_CHECKING:
@@ -86,12 +86,6 @@ RETENTION = 7 * 86_400
 """Decided and expired records stay readable (and listed) this long, then vanish."""
 RETRY_INTERVAL = 60.0
 """Cadence of the notification retry sweep (upstream's cleanup interval)."""
-
-# The action id an approval is executing right now (in this task). A context
-# variable cannot be set from a payload, metadata or another process, so the
-# pipeline can trust it.
-_APPROVED_ACTION: ContextVar[str | None] = ContextVar("acteon_approved_action", default=None)
-
 
 def _record_key(namespace: str, tenant: str, approval_id: str) -> str:
     return StateKey(namespace, tenant, "approval", approval_id).canonical
@@ -275,8 +269,10 @@ class ApprovalManager:
     ) -> Outcome:
         """Verdict handler (runs under the dispatch lock)."""
         gw = self._gw
-        if _APPROVED_ACTION.get() == action.id:
-            # The approved action itself, dispatched again by approve(): run it.
+        if internal_origin(action) is not None:
+            # The approved action itself, dispatched again by approve() (or another
+            # notification the gateway sends itself): deliver it. The mark lives in a
+            # context variable, which no payload, metadata or other process can set.
             return await gw._execute_action(action)
         timeout = 3600 if verdict.timeout_seconds is None else int(verdict.timeout_seconds)
         notify_provider = str(verdict.notify_provider or "")
@@ -322,17 +318,15 @@ class ApprovalManager:
         key = _record_key(namespace, tenant, approval_id)
         record = await self._decide(key, APPROVED, caller)
         gw = self._gw
-        token = _APPROVED_ACTION.set(record.action.id)
         try:
-            outcome = await gw.dispatch(record.action, caller=caller)
+            with internal_dispatch(record.action, "approval"):
+                outcome = await gw.dispatch(record.action, caller=caller)
         except BaseException:
             # Nothing ran (the pipeline raised before or instead of executing):
             # give the approval back so the same link works again.
             with anyio.CancelScope(shield=True):
                 await self._undo(key, record)
             raise
-        finally:
-            _APPROVED_ACTION.reset(token)
         return outcome
 
     async def reject(

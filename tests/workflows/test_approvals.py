@@ -333,6 +333,19 @@ async def test_approved_action_is_not_parked_again_but_other_rules_apply() -> No
         assert env.slack.actions[-1].action_type == "process_refund"
 
 
+async def test_approved_action_is_delivered_even_if_a_group_rule_now_matches() -> None:
+    # §5.5: after approval, grouping (and state machines) do not hold the action again.
+    async with Env() as env:
+        pending = await env.request()
+        env.gw.reload_rules(
+            "rules:\n  - {name: batch, priority: -1, condition: {field: action.action_type, eq: process_refund},"
+            " action: {type: group, group_by: [action_type]}}\n" + RULES.split("rules:\n", 1)[1]
+        )
+        outcome = await env.approve(pending)
+        assert isinstance(outcome, Executed) and env.payments.calls == 1
+        assert (await env.gw.dispatch(refund())).kind == "grouped"  # other refunds are grouped
+
+
 async def test_a_payload_flag_cannot_skip_the_approval() -> None:
     async with Env() as env:
         sneaky = refund(payload={"_approved": True, "_approval_dispatch": True}, metadata={"approved": "true"})

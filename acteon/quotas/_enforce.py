@@ -72,6 +72,22 @@ def index_key(namespace: str, tenant: str) -> str:
     return f"{POLICY_PREFIX}idx:{namespace}:{tenant}"
 
 
+class _Enforced:
+    """An enabled policy readied for the hot path: the counter-key prefix and numbers computed once."""
+
+    __slots__ = ("limit", "policy", "prefix", "seconds")
+
+    def __init__(self, policy: QuotaPolicy) -> None:
+        self.policy = policy
+        self.prefix = policy.counter_key(0)[:-1]  # "...:{label}:" -- the window index follows
+        self.seconds = policy.window.seconds
+        self.limit = policy.max_actions
+
+
+def _enforced(policy: QuotaPolicy | None) -> _Enforced | None:
+    return None if policy is None or not policy.enabled else _Enforced(policy)
+
+
 class QuotaManager:
     """Policy lookup (cache, store, build-time set) and enforcement for one gateway."""
 
@@ -82,19 +98,12 @@ class QuotaManager:
             policy.validate_limits()
             # As upstream's builder: a later policy for the same pair replaces the earlier one.
             self.static[(policy.namespace, policy.tenant)] = policy
-        self._cache: dict[tuple[str, str], tuple[QuotaPolicy | None, float]] = {}
+        # Per pair: the policy being enforced (None: no policy, or a disabled one) and when it was read.
+        self._cache: dict[tuple[str, str], tuple[_Enforced | None, float]] = {}
 
     # ------------------------------------------------------------------ lookup
 
-    async def policy_for(self, namespace: str, tenant: str, now_ts: float) -> QuotaPolicy | None:
-        """The policy that applies to the pair now (enabled or not), cached for 60 s."""
-        pair = (namespace, tenant)
-        entry = self._cache.get(pair)
-        if entry is not None and now_ts - entry[1] < CACHE_TTL_SECONDS:
-            return entry[0]
-        return await self.refresh(namespace, tenant, now_ts)
-
-    async def refresh(self, namespace: str, tenant: str, now_ts: float) -> QuotaPolicy | None:
+    async def refresh(self, namespace: str, tenant: str, now_ts: float) -> _Enforced | None:
         """Re-read the pair's stored policy and cache what applies (the stored one, else build-time)."""
         pair = (namespace, tenant)
         try:
@@ -103,11 +112,11 @@ class QuotaManager:
             # Fail open (§10.3), but a build-time policy still holds: it needs no store.
             _log.warning("quota policy lookup for %s:%s failed (%s); not enforcing a stored policy",
                          namespace, tenant, exc)
-            return self.static.get(pair)
-        policy = stored if stored is not None else self.static.get(pair)
+            return _enforced(self.static.get(pair))
+        enforced = _enforced(stored if stored is not None else self.static.get(pair))
         # Absence is cached too, so tenants without a policy cost one read a minute, not one a dispatch.
-        self._cache[pair] = (policy, now_ts)
-        return policy
+        self._cache[pair] = (enforced, now_ts)
+        return enforced
 
     async def load_stored(self, namespace: str, tenant: str) -> QuotaPolicy | None:
         state = self._gw._state
@@ -123,27 +132,31 @@ class QuotaManager:
         self._cache.pop((namespace, tenant), None)
 
     def remember(self, namespace: str, tenant: str, policy: QuotaPolicy | None, now_ts: float) -> None:
-        self._cache[(namespace, tenant)] = (policy, now_ts)
+        self._cache[(namespace, tenant)] = (_enforced(policy), now_ts)
 
     # ------------------------------------------------------------------ enforcement
 
     async def admit(self, action: Action, now: datetime) -> Action | Outcome:
         """The admission hook: count the dispatch and apply the policy's overage behaviour."""
-        policy = await self.policy_for(action.namespace, action.tenant, now.timestamp())
-        if policy is None or not policy.enabled or _EXEMPT.get() is not None:
+        now_ts = now.timestamp()
+        entry = self._cache.get((action.namespace, action.tenant))
+        if entry is not None and now_ts - entry[1] < CACHE_TTL_SECONDS:
+            enforced = entry[0]
+        else:
+            enforced = await self.refresh(action.namespace, action.tenant, now_ts)
+        if enforced is None or _EXEMPT.get() is not None:
             return action
-        bucket = policy.window.bucket(now)
-        key = policy.counter_key(bucket.index)
-        ttl = policy.window.seconds
+        ttl = enforced.seconds
+        key = f"{enforced.prefix}{int(now_ts // ttl)}"  # = policy.counter_key(bucket.index)
         state = self._gw._state
         try:
             used = await state.increment(key, 1, ttl)
         except StateError as exc:
             _log.warning("quota counter %s unavailable (%s); allowing", key, exc)
             return action
-        if used <= policy.max_actions:
+        if used <= enforced.limit:
             return action
-
+        policy = enforced.policy
         metrics = self._gw._metrics
         behavior = policy.overage_behavior
         kind = behavior.kind
@@ -152,7 +165,7 @@ class QuotaManager:
             return action
         if kind == "notify":
             metrics.quota_notified += 1
-            await self._notify(policy, used, bucket, action, now)
+            await self._notify(policy, used, policy.window.bucket(now), action, now)
             return action
         if kind == "degrade":
             fallback = behavior.fallback_provider

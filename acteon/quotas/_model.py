@@ -8,7 +8,6 @@ or ``{"notify": {"target": P}}``.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,7 +101,7 @@ class QuotaWindow:
         length = self.seconds
         if length <= 0:
             raise ConfigurationError("quota window has a zero duration")
-        index = math.floor(now.timestamp() / length)
+        index = int(now.timestamp() // length)
         start = _EPOCH + timedelta(seconds=index * length)
         return WindowBucket(index, start, start + timedelta(seconds=length))
 

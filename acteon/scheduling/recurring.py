@@ -447,32 +447,37 @@ class RecurringActions:
         if not await state.check_and_set(claim_key, owner, self._config.claim_ttl_seconds):
             self._gw._metrics.recurring_skipped += 1  # another process fires this occurrence
             return 0
+        # Re-read after claiming: if the occurrence was fired (and the definition
+        # advanced) or changed since the first read, it is not ours to fire.
+        fresh = await self._load(ns, tenant, rid)
+        if fresh is None or not fresh.enabled or fresh.next_execution_at != occurrence:
+            self._gw._metrics.recurring_skipped += 1
+            await self._release(claim_key, owner)
+            return 0
+        action = self._occurrence_action(fresh, occurrence, now)
         try:
-            # Re-read after claiming: if the occurrence was fired (and the definition
-            # advanced) or changed since the first read, it is not ours to fire.
-            fresh = await self._load(ns, tenant, rid)
-            if fresh is None or not fresh.enabled or fresh.next_execution_at != occurrence:
-                self._gw._metrics.recurring_skipped += 1
-                return 0
-            action = self._occurrence_action(fresh, occurrence, now)
-            try:
-                with trusted_dispatch("recurring", action.id):
-                    await self._gw.dispatch(action)
-            except Exception as exc:  # any pipeline failure: retry while the next run is far enough
-                self._gw._metrics.recurring_errors += 1
-                _log.warning("recurring action %s occurrence %s failed: %s", rid, format_rfc3339(occurrence), exc)
-                self._gw._events.publish(StreamEvent(
-                    "recurring_action_failed", now, ns, tenant, action.action_type, action.id,
-                    {"recurring_id": rid, "execution_time": format_rfc3339(occurrence), "error": str(exc)},
-                ))
-                await self._after_failure(fresh, occurrence, now)
-                return 0
-            self._gw._metrics.recurring_dispatched += 1
-            await self._advance(fresh, occurrence, now, executed=True)
-            return 1
-        finally:
-            if await state.get(claim_key) == owner:
-                await state.delete(claim_key)
+            with trusted_dispatch("recurring", action.id):
+                await self._gw.dispatch(action)
+        except Exception as exc:  # any pipeline failure: retry while the next run is far enough
+            self._gw._metrics.recurring_errors += 1
+            _log.warning("recurring action %s occurrence %s failed: %s", rid, format_rfc3339(occurrence), exc)
+            self._gw._events.publish(StreamEvent(
+                "recurring_action_failed", now, ns, tenant, action.action_type, action.id,
+                {"recurring_id": rid, "execution_time": format_rfc3339(occurrence), "error": str(exc)},
+            ))
+            await self._after_failure(fresh, occurrence, now)
+            await self._release(claim_key, owner)
+            return 0
+        self._gw._metrics.recurring_dispatched += 1
+        # Released only once the run is recorded: if recording fails, the claim keeps
+        # other processes from firing this occurrence again until it expires.
+        await self._advance(fresh, occurrence, now, executed=True)
+        await self._release(claim_key, owner)
+        return 1
+
+    async def _release(self, claim_key: str, owner: str) -> None:
+        if await self._gw._state.get(claim_key) == owner:
+            await self._gw._state.delete(claim_key)
 
     def _occurrence_action(self, rec: RecurringAction, occurrence: datetime, now: datetime) -> Action:
         tpl = rec.action_template

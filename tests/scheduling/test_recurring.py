@@ -488,3 +488,25 @@ async def test_stored_json_is_the_upstream_shape() -> None:
         ]
         assert json.loads(raw)["next_execution_at"] == "2026-01-16T09:00:00Z"
         assert datetime(2026, 1, 16, 9, tzinfo=UTC) == rec.next_execution_at
+
+
+async def test_a_run_that_cannot_be_recorded_is_not_fired_again_while_claimed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from acteon import StateBackendError
+
+    async with Env() as env:
+        await create(env)
+        recurring = env.gw._scheduling.recurring  # type: ignore[union-attr]
+
+        async def broken_advance(*args: Any, **kwargs: Any) -> None:
+            raise StateBackendError("store went away")
+
+        monkeypatch.setattr(recurring, "_advance", broken_advance)
+        await env.advance(300)  # 12:05 runs, but the run cannot be recorded
+        assert len(env.email.actions) == 1
+        monkeypatch.undo()
+        await env.gw.tick()
+        await env.advance(299)  # the claim still holds the 12:05 occurrence
+        assert len(env.email.actions) == 1
+        assert env.counters("recurring_skipped")["recurring_skipped"] >= 1

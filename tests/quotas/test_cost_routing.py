@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from acteon import ConfigurationError, StateBackendError
+from acteon import AsyncGateway, ConfigurationError, StateBackendError
 from acteon.audit import AuditQuery
 from acteon.budget import ALERT_ACTION_TYPE, BudgetPolicy, spend_key
 from acteon.outcomes import Executed, Rerouted, Suppressed
 from acteon.quotas import QuotaWindow
 from acteon.state import MemoryStateStore
-from acteon.testing import FailingProvider
+from acteon.testing import FailingProvider, RecordingProvider
 from tests.quotas.conftest import Env, act
 
 pytestmark = pytest.mark.anyio
@@ -56,17 +56,18 @@ async def test_only_executions_cost_money() -> None:
         assert (await e.gw.budget_status("ns", "tenant-1")).spent == 0
 
 
+class Costly(RecordingProvider):
+    cost = 0.5
+
+
 async def test_provider_cost_attribute() -> None:
-    async with Env(providers=("premium",)) as e:
-        e["premium"].cost = 0.5  # type: ignore[attr-defined]
-        e.gw._costs.install_hooks()  # providers registered with a cost after construction
-        await e.gw.dispatch(act(provider="premium"))
-        assert (await e.gw.budget_status("ns", "tenant-1")).spent == 0.5
+    async with AsyncGateway(providers=[Costly("premium")], background=False) as gw:
+        await gw.dispatch(act(provider="premium"))
+        assert (await gw.budget_status("ns", "tenant-1")).spent == 0.5
     # provider_costs wins over the attribute
-    async with Env(providers=("premium",), provider_costs={"premium": 0.25}) as e:
-        e["premium"].cost = 0.5  # type: ignore[attr-defined]
-        await e.gw.dispatch(act(provider="premium"))
-        assert (await e.gw.budget_status("ns", "tenant-1")).spent == 0.25
+    async with AsyncGateway(providers=[Costly("premium")], provider_costs={"premium": 0.25}, background=False) as gw:
+        await gw.dispatch(act(provider="premium"))
+        assert (await gw.budget_status("ns", "tenant-1")).spent == 0.25
 
 
 async def test_downgrade_when_the_budget_cannot_pay_for_the_provider() -> None:

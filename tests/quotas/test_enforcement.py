@@ -126,6 +126,7 @@ async def test_quota_counts_before_rules_and_rules_never_run_when_blocked() -> N
         assert len(page.records) == 1
         record = page.records[0]
         assert (record.verdict, record.matched_rule) == ("allow", None)
+        assert record.outcome_details == {"tenant": "tenant-1", "limit": 2, "used": 2, "overage_behavior": "block"}
 
 
 async def test_blocked_dispatch_publishes_an_event() -> None:

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from acteon._exceptions import ConfigurationError
 from acteon._timefmt import format_rfc3339
-from acteon.quotas._model import QuotaWindow
+from acteon.quotas._model import QuotaWindow, first_error
 
 MICRO = 1_000_000
 DEFAULT_SPEND_WINDOW = QuotaWindow.MONTHLY
@@ -126,8 +126,6 @@ class BudgetStatus(BaseModel):
 
 def coerce_budgets(budgets: Any) -> list[BudgetPolicy]:
     """Budgets from ``BudgetPolicy`` objects or dicts; errors name the entry and the field."""
-    from pydantic import ValidationError
-
     out: list[BudgetPolicy] = []
     for i, item in enumerate(budgets or ()):
         if isinstance(item, BudgetPolicy):
@@ -136,7 +134,5 @@ def coerce_budgets(budgets: Any) -> list[BudgetPolicy]:
         try:
             out.append(BudgetPolicy.model_validate(item))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err.get("loc", ())) or "budget"
-            raise ConfigurationError(f"budgets[{i}]: {where}: {err.get('msg', 'invalid')}") from exc
+            raise ConfigurationError(f"budgets[{i}]: {first_error(exc)}") from exc
     return out

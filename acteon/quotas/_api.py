@@ -26,6 +26,7 @@ from acteon.quotas._model import (
     QuotaPolicyNotFound,
     QuotaUsage,
     QuotaWindow,
+    first_error,
 )
 
 if TYPE_CHECKING:
@@ -48,9 +49,7 @@ def _validated(data: Mapping[str, Any]) -> QuotaPolicy:
     try:
         policy = QuotaPolicy.model_validate(fields)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "policy"
-        raise InvalidQuotaPolicy(f"invalid quota policy: {where}: {err.get('msg', 'invalid')}") from exc
+        raise InvalidQuotaPolicy(f"invalid quota policy: {first_error(exc)}") from exc
     try:
         policy.validate_limits()
     except ConfigurationError as exc:
@@ -79,20 +78,26 @@ class QuotasMixin:
         now = self._clock.now()
         data.update(created_at=now, updated_at=now, enabled=True)
         created = _validated(data)
+        key = policy_key(created.id)
         index = index_key(created.namespace, created.tenant)
-        if not await self._state.check_and_set(index, created.id):
-            if not await self._take_over_stale_index(index, created.id):
-                raise QuotaPolicyConflict(created.namespace, created.tenant)
+        # The policy is written before the index is claimed, so an index always names a written
+        # policy and a concurrent create can tell a live policy from a dead one.
+        await self._state.set(key, created.model_dump_json())
         try:
-            await self._state.set(policy_key(created.id), created.model_dump_json())
+            claimed = await self._state.check_and_set(index, created.id)
+            if not claimed:
+                claimed = await self._take_over_stale_index(index, created.id)
         except BaseException:
-            await self._state.delete(index)
+            await self._state.delete(key)
             raise
+        if not claimed:
+            await self._state.delete(key)
+            raise QuotaPolicyConflict(created.namespace, created.tenant)
         self._quotas.remember(created.namespace, created.tenant, created, now.timestamp())
         return created
 
     async def _take_over_stale_index(self, index: str, new_id: str) -> bool:
-        """An index whose policy is gone (a create interrupted half-way) does not block a new one."""
+        """An index whose policy is gone (removed by hand, or a delete interrupted) blocks nothing."""
         current = await self._state.get_versioned(index)
         if current is None:
             return await self._state.check_and_set(index, new_id)
@@ -126,10 +131,17 @@ class QuotasMixin:
 
         Build-time policies are listed unless a stored policy overrides them.
         """
-        stored: list[QuotaPolicy] = []
+        indexed: set[str] = set()
+        candidates: list[tuple[str, str]] = []
         for key, raw in await self._state.scan_keys("_system", "_quotas", "quota"):
             if key[len(POLICY_PREFIX):].startswith("idx:"):
-                continue
+                indexed.add(raw)
+            else:
+                candidates.append((key, raw))
+        stored: list[QuotaPolicy] = []
+        for key, raw in candidates:
+            if key[len(POLICY_PREFIX):] not in indexed:
+                continue  # a create that lost its race (or died) before claiming the index
             try:
                 stored.append(QuotaPolicy.model_validate_json(raw))
             except ValidationError as exc:
@@ -191,22 +203,23 @@ class QuotasMixin:
         key = policy_key(policy_id)
         raw = None if policy_id.startswith("idx:") else await self._state.get(key)
         if raw is None:
-            policy = self._static_by_id(policy_id)
-            if policy is None:
+            static = self._static_by_id(policy_id)
+            if static is None:
                 raise QuotaPolicyNotFound(policy_id)
-            del self._quotas.static[(policy.namespace, policy.tenant)]
-            self._quotas.forget(policy.namespace, policy.tenant)
+            del self._quotas.static[(static.namespace, static.tenant)]
+            self._quotas.forget(static.namespace, static.tenant)
             return
-        await self._state.delete(key)
         try:
             policy = QuotaPolicy.model_validate_json(raw)
         except ValidationError as exc:
-            _log.warning("deleted corrupt quota policy %s (%s); its index entry is left", key, exc)
-            return
-        index = index_key(policy.namespace, policy.tenant)
-        if await self._state.get(index) == policy_id:
-            await self._state.delete(index)
-        self._quotas.forget(policy.namespace, policy.tenant)
+            _log.warning("deleting corrupt quota policy %s (%s); its index entry is left", key, exc)
+        else:
+            # Index first: the pair is free at once, and an index never names a deleted policy.
+            index = index_key(policy.namespace, policy.tenant)
+            if await self._state.get(index) == policy_id:
+                await self._state.delete(index)
+            self._quotas.forget(policy.namespace, policy.tenant)
+        await self._state.delete(key)
 
     async def quota_usage(self, namespace: str, tenant: str) -> QuotaUsage | None:
         """Usage of the pair's policy in the current window, or ``None`` when it has no policy."""

@@ -31,7 +31,7 @@ from acteon._action import Action
 from acteon._exceptions import ConfigurationError, StateError
 from acteon._timefmt import format_rfc3339
 from acteon.outcomes import Outcome, QuotaExceeded
-from acteon.quotas._model import QuotaPolicy, WindowBucket
+from acteon.quotas._model import QuotaPolicy, WindowBucket, first_error
 
 if TYPE_CHECKING:
     from acteon._gateway import AsyncGateway
@@ -259,11 +259,5 @@ def coerce_policies(policies: Sequence[Any] | None, now: datetime) -> list[Quota
                 data = {"id": str(uuid.uuid5(_BUILD_TIME_IDS, pair)), "created_at": now, "updated_at": now, **item}
             out.append(QuotaPolicy.model_validate(data))
         except ValidationError as exc:
-            raise ConfigurationError(f"quota_policies[{i}]: {_first_error(exc)}") from exc
+            raise ConfigurationError(f"quota_policies[{i}]: {first_error(exc)}") from exc
     return out
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "policy"
-    return f"{where}: {err.get('msg', 'invalid')}"

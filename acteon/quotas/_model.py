@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 from pydantic_core import core_schema
 
 from acteon._exceptions import ActeonError, ConfigurationError, GatewayError
@@ -48,6 +56,13 @@ class QuotaPolicyConflict(GatewayError):
         self.namespace = namespace
         self.tenant = tenant
         super().__init__(f"a quota policy already exists for namespace={namespace} tenant={tenant}")
+
+
+def first_error(exc: ValidationError) -> str:
+    """``field: message`` of a validation error's first problem, for messages that name the field."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "value"
+    return f"{where}: {err.get('msg', 'invalid')}"
 
 
 # --------------------------------------------------------------------------- windows

@@ -60,6 +60,24 @@ def run(backend: str, target: str, prefix: str, start_at: float, offset: float, 
     return asyncio.run(main())
 
 
+def create(backend: str, target: str, prefix: str, start_at: float, tenant: str) -> int:
+    """Try to create a policy for the pair at the common start; 1 if this process got it."""
+    from acteon.quotas import QuotaPolicyConflict
+
+    async def main() -> int:
+        state = open_state(backend, target, prefix)
+        async with state, AsyncGateway(state=state, background=False) as gw:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            try:
+                await gw.create_quota_policy({"namespace": "mp", "tenant": tenant, "max_actions": 5,
+                                              "window": "daily", "overage_behavior": "warn"})
+            except QuotaPolicyConflict:
+                return 0
+            return 1
+
+    return asyncio.run(main())
+
+
 def warm_up(seconds: float) -> int:
     import os
 

@@ -93,6 +93,17 @@ async def test_stored_quota_admits_exactly_max_actions(pool: ProcessPoolExecutor
     assert await shared.count(workers.EXECUTED_KEY) == 37
 
 
+async def test_concurrent_creates_leave_one_policy(pool: ProcessPoolExecutor, shared: Shared) -> None:
+    start_at = time.time() + 0.5
+    futures = [pool.submit(workers.create, shared.backend, shared.target, shared.prefix, start_at, "race")
+               for _ in range(PROCESSES)]
+    assert sum(f.result(timeout=60) for f in futures) == 1
+    async with AsyncGateway(state=shared.state, background=False) as admin:
+        listed = await admin.list_quota_policies(tenant="race")
+        assert len(listed) == 1
+        assert await shared.state.get("_system:_quotas:quota:idx:mp:race") == listed[0].id
+
+
 async def test_notification_is_sent_once_across_processes(pool: ProcessPoolExecutor, shared: Shared) -> None:
     policy = {"namespace": "mp", "tenant": "t", "max_actions": 10, "window": "hourly",
               "overage_behavior": {"notify": {"target": "ops"}}}

@@ -60,6 +60,14 @@ async def test_an_orphaned_index_does_not_block_a_new_policy() -> None:
         assert await env.state.get(index_key("ns", "tenant-1")) == created.id
 
 
+async def test_a_policy_without_its_index_is_not_listed() -> None:
+    async with Env() as env:
+        orphan = QuotaPolicy.model_validate(body())
+        await env.state.set(policy_key(orphan.id), orphan.model_dump_json())  # a create that lost its race
+        assert await env.gw.list_quota_policies() == []
+        assert await env.run(5) == ["executed"] * 5  # and not enforced
+
+
 async def test_create_validates_its_input() -> None:
     async with Env() as env:
         with pytest.raises(InvalidQuotaWindow) as bad_window:

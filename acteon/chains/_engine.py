@@ -24,11 +24,10 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from acteon._gateway import AsyncGateway
 
 _log = logging.getLogger("acteon.chains")
+T = TypeVar("T")
 
 ADVANCE_LOCK_TTL = 60.0
 """Seconds the advance lock lives; renewed every third of it while a step runs."""
@@ -204,9 +204,9 @@ class ChainEngine:
         else:
             await self.store.index_chain_ready(run.pending_key, wake)
 
-    @asynccontextmanager
-    async def renewing(self, guard: LockGuard) -> AsyncIterator[None]:
-        """Keep the advance lock alive while a slow step runs (real time, not the clock)."""
+    async def with_renewal(self, guard: LockGuard, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` while a helper task keeps the advance lock alive (real time, not the
+        clock: a slow provider call must not let another process take the chain)."""
 
         async def renew() -> None:
             while True:
@@ -217,12 +217,19 @@ class ChainEngine:
                     _log.warning("could not renew lock %s: %s", guard.name, exc)
                     return
 
+        results: list[T] = []
+        errors: list[Exception] = []
         async with anyio.create_task_group() as tg:
             tg.start_soon(renew)
             try:
-                yield
+                results.append(await fn())
+            except Exception as exc:  # re-raised below as itself, not inside an ExceptionGroup
+                errors.append(exc)
             finally:
                 tg.cancel_scope.cancel()
+        if errors:
+            raise errors[0]
+        return results[0]
 
     async def lock_for_control(self, chain_id: str) -> LockGuard:
         from acteon._exceptions import LockFailed, StateTimeout
@@ -346,14 +353,19 @@ class ChainEngine:
         if guard is None:
             return False  # another advancer has it; the index entry stays for the next tick
         try:
-            async with self.renewing(guard):
-                return await self._advance_locked(namespace, tenant, chain_id)
+            return await self.with_renewal(guard, lambda: self._advance_locked(namespace, tenant, chain_id))
         finally:
             await guard.release()
 
     async def _advance_locked(self, namespace: str, tenant: str, chain_id: str) -> bool:
         pending_key = f"{namespace}:{tenant}:pending_chains:{chain_id}"
-        loaded = await self.load(namespace, tenant, chain_id)
+        try:
+            loaded = await self.load(namespace, tenant, chain_id)
+        except ChainError:
+            # Unreadable state: look again in a minute (someone may repair it), not every tick.
+            retry_at = self.now() + MISSING_DEFINITION_RETRY
+            await self.store.index_chain_ready(pending_key, epoch_ms(retry_at))
+            raise
         if loaded is None:
             # Upstream keeps retrying a vanished chain forever; drop its index entry instead.
             await self.store.remove_chain_ready_index(pending_key)
@@ -439,11 +451,12 @@ class ChainEngine:
         )
 
     async def conclude_step(self, run: Run, index: int, result: StepResult, audit: StepAudit, *,
-                            proceed: bool, claim: str | None = None, jump: int | None = None) -> None:
+                            proceed: bool, claim: str | None = None, jump: int | None = None) -> bool:
         """Record a finished step, then move on (``proceed``) or fail the chain.
 
         Order as upstream: state, ready index, step audit, step event; then the
-        terminal audit and event when the chain ended.
+        terminal audit and event when the chain ended. ``False`` when the state could
+        not be written (someone changed the chain meanwhile): nothing else happened.
         """
         st, cfg = run.state, run.cfg
         now = self.now()
@@ -458,13 +471,13 @@ class ChainEngine:
             st.status = "running"
             st.ready_at = now + timedelta(seconds=nxt_step.delay_seconds) if nxt_step.delay_seconds else None
             if not await self.save(run):
-                return
+                return False
             await self.schedule(run)
         else:
             st.status = "completed" if proceed else "failed"
             st.ready_at = None
             if not await self.save(run, terminal=True):
-                return
+                return False
             await self.cleanup(run)
         if claim is not None:
             await self.store.delete(claim)
@@ -475,6 +488,7 @@ class ChainEngine:
         self.recorder.step_completed(st, step.name, index, audit.action_type, result.success, next_name)
         if nxt is None:
             await self.after_terminal(run, "chain_completed" if proceed else "chain_failed")
+        return True
 
     async def cleanup(self, run: Run) -> None:
         await self.store.remove_chain_ready_index(run.pending_key)

@@ -70,7 +70,8 @@ async def run_wait_for_signal(eng: ChainEngine, run: Run, index: int, step: Chai
         result = StepResult(step.name, True, items[0], None, now, 1, now)
         audit = StepAudit(step.provider or "signal", step.action_type or step.name, "chain_step_completed",
                           None, 0, {"signal_name": cfg.signal_name})
-        await eng.conclude_step(run, index, result, audit, proceed=True)
+        if not await eng.conclude_step(run, index, result, audit, proceed=True):
+            return  # not recorded: the signal stays for the next attempt
         rest = items[1:]
         if rest:
             await eng.store.set(key, json.dumps(rest), SIGNAL_TTL)

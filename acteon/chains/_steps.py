@@ -253,9 +253,10 @@ async def _schedule_retry(eng: ChainEngine, run: Run, index: int, step: ChainSte
     st.step_results[index] = None
     st.updated_at = now
     st.ready_at = now + timedelta(milliseconds=delay_ms)
-    await eng.store.delete(claim)
     if not await eng.save(run):
         return
+    # The next attempt claims its own key (`:a{n+1}`); this one is done with.
+    await eng.store.delete(claim)
     await eng.schedule(run)
     audit = StepAudit(provider, step.action_type, "chain_step_retrying", payload, duration,
                       {"attempt": attempt, "retry_delay_ms": delay_ms})

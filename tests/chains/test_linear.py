@@ -403,3 +403,23 @@ async def test_detail_view() -> None:
         assert [(n["step"], n["status"]) for n in data["execution_tree"]] == [("search", "completed"),
                                                                                 ("summarize", "running")]
         assert await env.gw.get_chain("ns", "t1", "missing") is None
+
+
+async def test_unreadable_state_is_reported_and_retried_later() -> None:
+    async with Env([RESEARCH], [RecordingProvider("p")]) as env:
+        started = await env.start()
+        await env.gw.state.set(f"ns:t1:chain:{started.chain_id}", "{not json")
+        with pytest.raises(ChainError, match="chain error: failed to deserialize chain state"):
+            await env.gw._chains.advance("ns", "t1", started.chain_id)
+        assert await env.ticks(1) == [0]  # logged, not retried at once, other jobs unaffected
+        pending = f"ns:t1:pending_chains:{started.chain_id}"
+        assert await env.gw.state.get_ready_chains(epoch_ms(env.clock.now())) == []
+        assert await env.gw.state.get_ready_chains(epoch_ms(env.clock.now() + timedelta(seconds=60))) == [pending]
+
+
+async def test_vanished_state_drops_its_index_entry() -> None:
+    async with Env([RESEARCH], [RecordingProvider("p")]) as env:
+        started = await env.start()
+        await env.gw.state.delete(f"ns:t1:chain:{started.chain_id}")
+        assert await env.ticks(1) == [0]
+        assert await env.gw.state.get_ready_chains(10**15) == []

@@ -59,6 +59,7 @@ from acteon._response import ProviderResponse
 from acteon._retry import RetryStrategy
 from acteon._settings import ExecutorSettings, GatewayConfig
 from acteon._sync import Gateway
+from acteon.chains._model import ChainConfigError
 from acteon.outcomes import Outcome, OutcomeFailure
 from acteon.scheduling import (
     CronIntervalTooShort,
@@ -91,6 +92,7 @@ __all__ = [
     "AuditStorageError",
     "Caller",
     "CasConflictError",
+    "ChainConfigError",
     "ChainError",
     "Clock",
     "ConfigurationError",

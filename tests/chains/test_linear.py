@@ -423,3 +423,35 @@ async def test_vanished_state_drops_its_index_entry() -> None:
         await env.gw.state.delete(f"ns:t1:chain:{started.chain_id}")
         assert await env.ticks(1) == [0]
         assert await env.gw.state.get_ready_chains(10**15) == []
+
+
+async def test_dry_run_starts_nothing() -> None:
+    from acteon.outcomes import DryRun
+
+    async with Env([RESEARCH], [RecordingProvider("p")]) as env:
+        outcome = await env.gw.dispatch(Action(namespace="ns", tenant="t1", provider="p", action_type="research"),
+                                        dry_run=True)
+        assert outcome == DryRun("chain", "start-research", "p")
+        assert await env.gw.list_chains("ns", "t1") == [] and env.gw.metrics["chains_started"] == 0
+
+
+async def test_61_chain_id_filter_selects_one_chain() -> None:
+    from acteon import EventFilter
+
+    async with Env([RESEARCH], [RecordingProvider("p")]) as env:
+        first = await env.start()
+        second = await env.start()
+        only_first = env.gw.events(EventFilter(chain_id=first.chain_id))
+        by_action = env.gw.events(action_id=(await env.state(second.chain_id)).origin_action.id)
+        await env.run_to_end(first.chain_id)
+        seen = []
+        while (event := only_first.get_nowait()) is not None:
+            seen.append(event)
+        assert {e.type for e in seen} == {"chain_advanced", "chain_step_completed", "chain_completed"}
+        assert {e.chain_id for e in seen} == {first.chain_id}
+        mine = []
+        while (event := by_action.get_nowait()) is not None:
+            mine.append(event)
+        assert mine and {e.chain_id for e in mine} == {second.chain_id}
+        await only_first.aclose()
+        await by_action.aclose()

@@ -167,6 +167,26 @@ def _generic(op: ir.BinaryOp, left: Fn, right: Fn, left_node: ir.Expr) -> Fn:
 
             return add
 
+        if op is B.SUB or op is B.MUL:
+            # Int fast path like ADD; anything else (floats, overflow, type errors)
+            # goes through the exact generic semantics.
+            is_sub = op is B.SUB
+
+            def sub_or_mul(ctx: Any) -> Any:
+                a = left(ctx)
+                b = right(ctx)
+                if type(a) is int and type(b) is int:
+                    r = a - b if is_sub else a * b
+                    if I64_MIN <= r <= I64_MAX:
+                        return r
+                try:
+                    return arith(symbol, a, b)
+                except EvalError as err:
+                    _annotate(err, left_node)
+                    raise
+
+            return sub_or_mul
+
         def impl(a: Any, b: Any) -> Any:
             return arith(symbol, a, b)
 

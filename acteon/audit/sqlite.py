@@ -86,7 +86,32 @@ _COLUMNS = (*_FIELDS, "dispatched_at_ms", "dispatched_at_us", "expires_at_ms")
 _SELECT = ", ".join(_FIELDS)
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+def _make_encode() -> Callable[[Any], str]:
+    """Compact, non-ASCII-escaping JSON text, as ``JSONEncoder(separators=(",", ":"),
+    ensure_ascii=False).encode`` writes it.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs more
+    than encoding a small record dict; this one is built once (a third of the time
+    per value, four values per record). It keeps no circular-reference table, so a
+    value that contains itself ends in ``RecursionError`` instead of ``ValueError``;
+    the writer rejects that record like any other value it cannot encode.
+    """
+    slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - interpreters without the C accelerator
+        return slow
+    encoder = make(
+        None, json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 def _dumps(value: Any) -> str:
@@ -131,7 +156,9 @@ def _to_row(r: AuditRecord) -> tuple[Any, ...]:
         None if expires is None else _fmt(expires),
         r.caller_id or "", r.auth_method or "", r.record_hash, r.previous_hash, r.sequence_number,
         _dumps(r.attachment_metadata or []), r.signature, r.signer_id, r.kid, r.canonical_hash,
-        r.dispatched_at_ms, dispatched_us, None if expires is None else _ceil_ms(expires),
+        # Same value as r.dispatched_at_ms for any post-1970 time, without a second conversion.
+        dispatched_us // 1000 if dispatched_us >= 0 else r.dispatched_at_ms, dispatched_us,
+        None if expires is None else _ceil_ms(expires),
     )
 
 
@@ -430,7 +457,7 @@ class SQLiteAuditStore(AuditStore):
         for r in batch:
             try:
                 rows.append(_to_row(r))
-            except (TypeError, ValueError, AttributeError) as exc:
+            except (TypeError, ValueError, AttributeError, RecursionError) as exc:
                 self._reject(AuditSerializationError(f"audit record {getattr(r, 'id', '?')}: {exc}"))
         if not rows:
             return
@@ -489,7 +516,7 @@ class SQLiteAuditStore(AuditStore):
     def _write_through(self, entry: AuditRecord) -> None:
         try:
             row = _to_row(entry)
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise AuditSerializationError(f"audit record {entry.id}: {exc}") from exc
         with self._writer:
             self._drain_locked()  # keep the order of everything recorded before

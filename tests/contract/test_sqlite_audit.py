@@ -193,6 +193,20 @@ async def test_unserializable_payload_is_rejected_alone(db: Path) -> None:
         assert await store.get_by_id("bad") is None
 
 
+async def test_self_referencing_payload_is_rejected_alone(db: Path) -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    async with SQLiteAuditStore(db, flush_interval=SLOW) as store:
+        await store.record(rec("loop", action_payload=looped))
+        await store.record(rec("fine"))
+        with pytest.raises(AuditError, match="loop"):
+            await store.flush()
+        assert await store.get_by_id("fine") is not None
+        assert await store.get_by_id("loop") is None
+        with pytest.raises(AuditError, match="loop2"):
+            await store.record(rec("loop2", action_payload=looped, sequence_number=1))
+
+
 async def test_a_value_sqlite_cannot_store_is_rejected_alone(db: Path) -> None:
     async with SQLiteAuditStore(db, flush_interval=SLOW) as store:
         await store.record(rec("huge", duration_ms=2**70))

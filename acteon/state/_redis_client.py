@@ -97,10 +97,11 @@ class Stats:
 MAX_BATCH = 16
 """Commands queued in one loop turn beyond which the batch is written at once.
 
-Measured with 64 gateway dispatches in flight on loopback: 1024 (one write per
-loop turn) gave ~40 µs per dispatch, 32 gave ~20, 16 gave ~18, 8 gave ~20 --
-small writes let Redis start on a burst while the client builds the rest,
-and below ~16 the extra ``write`` calls cost more than the overlap saves."""
+Measured with 64 gateway dispatches in flight on loopback (2 cores): on a quiet
+machine one write per loop turn gave ~18 µs per dispatch and 16-64 gave ~15-16;
+with the cores busy (load ~6) it was ~40 against ~18 for 16. Small writes let
+Redis start on a burst while the client builds the rest; below ~16 the extra
+``write`` calls cost more than the overlap saves."""
 
 
 def require_hiredis(feature: str) -> None:

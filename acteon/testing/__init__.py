@@ -3,7 +3,8 @@
 * :class:`FakeClock` -- one clock for TTLs, windows, schedules and timeouts; tests move it.
 * :class:`RecordingProvider`, :class:`FailingProvider` -- providers to assert on.
 * ``StateStoreContract``, ``DistributedLockContract``, ``AuditStoreContract`` -- the
-  conformance suites every backend (including third-party ones) must pass.
+  conformance suites every backend (including third-party ones) must pass, and
+  ``TimeControl``, ``FakeTimeControl``, ``RealTimeControl`` -- how they move time.
 * A pytest plugin (``acteon.testing.pytest_plugin``) with ``acteon_gateway``,
   ``recording_provider`` and ``fake_clock`` fixtures.
 """
@@ -16,16 +17,31 @@ __all__ = [
     "DistributedLockContract",
     "FailingProvider",
     "FakeClock",
+    "FakeTimeControl",
+    "RealTimeControl",
     "RecordingProvider",
     "StateStoreContract",
+    "TimeControl",
 ]
+
+# Loaded on first access: they import pytest, which plain users of acteon need not have.
+_CONTRACT_NAMES = frozenset(
+    {
+        "StateStoreContract",
+        "DistributedLockContract",
+        "AuditStoreContract",
+        "TimeControl",
+        "FakeTimeControl",
+        "RealTimeControl",
+    }
+)
 
 
 def __getattr__(name: str) -> object:
-    # The contracts import pytest; load them only when asked for.
-    if name in ("StateStoreContract", "DistributedLockContract", "AuditStoreContract"):
+    if name in _CONTRACT_NAMES:
         import pytest
 
+        # Covers the package and its submodules, so failed contract asserts explain themselves.
         pytest.register_assert_rewrite("acteon.testing._contracts")
         from acteon.testing import _contracts
 

@@ -13,7 +13,7 @@ from acteon._caller import Caller
 from acteon._exceptions import RuleEvaluationError
 from acteon._timefmt import format_rfc3339
 from acteon.audit._model import AuditRecord
-from acteon.outcomes import ChainStarted, Outcome
+from acteon.outcomes import ChainStarted, Failed, Outcome
 
 
 def fast_uuid7(now: datetime) -> str:
@@ -101,35 +101,17 @@ class AuditBuilder:
         started: float,
         caller: Caller | None,
     ) -> AuditRecord:
-        """A dispatch that raised: outcome ``failed`` with the error in its details."""
-        details: dict[str, Any] = {
-            "code": "RULE_EVALUATION_ERROR" if isinstance(error, RuleEvaluationError) else "GATEWAY_ERROR",
-            "message": str(error),
-            "retryable": False,
-            "attempts": 0,
-        }
+        """A dispatch that raised: outcome ``failed`` with the error in its details.
+
+        The record is the one a :class:`~acteon.outcomes.Failed` outcome gets
+        (code, message, not retryable, no attempts); a rule error also names
+        the rule, as ``matched_rule`` and in the details, and the field.
+        """
         if isinstance(error, RuleEvaluationError):
-            details["rule"] = error.rule
-            details["field"] = error.field
-            matched_rule = error.rule
-        return AuditRecord(
-            id=fast_uuid7(dispatched_at),
-            action_id=action.id,
-            namespace=action.namespace,
-            tenant=action.tenant,
-            provider=action.provider,
-            action_type=action.action_type,
-            verdict=verdict,
-            outcome="failed",
-            dispatched_at=dispatched_at,
-            completed_at=completed_at,
-            matched_rule=matched_rule,
-            action_payload=action.payload if self.store_payload else None,
-            verdict_details={"verdict": verdict},
-            outcome_details=details,
-            metadata=action_metadata(action),
-            duration_ms=int((perf_counter() - started) * 1000),
-            expires_at=None if self.ttl is None else dispatched_at + self.ttl,
-            caller_id="" if caller is None else caller.id,
-            auth_method="" if caller is None else caller.auth_method,
-        )
+            failure = Failed("RULE_EVALUATION_ERROR", str(error))
+            record = self.build(action, verdict, error.rule, failure, dispatched_at, completed_at, started, caller)
+            record.outcome_details["rule"] = error.rule
+            record.outcome_details["field"] = error.field
+            return record
+        failure = Failed("GATEWAY_ERROR", str(error))
+        return self.build(action, verdict, matched_rule, failure, dispatched_at, completed_at, started, caller)

@@ -176,6 +176,25 @@ class AuditQuery:
         return True
 
 
+def latest_of_action(records: list[AuditRecord]) -> AuditRecord | None:
+    """The record ``get_by_action_id`` answers with among one action's records.
+
+    The latest ``dispatched_at`` wins; on a tie a non-intent record beats the
+    intent, then the higher ``sequence_number``, then the later ``completed_at``.
+    """
+    if not records:
+        return None
+    return max(
+        records,
+        key=lambda r: (
+            r.dispatched_at,
+            not r.is_intent(),
+            r.sequence_number if r.sequence_number is not None else -1,
+            r.completed_at,
+        ),
+    )
+
+
 def tenant_covered_by(pattern: str, tenant: str) -> bool:
     """``acme`` covers ``acme`` and ``acme.prod``, not ``acmecorp`` or ``acme.`` (B2)."""
     if tenant == pattern:

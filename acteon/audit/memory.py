@@ -7,7 +7,7 @@ import threading
 from acteon._clock import Clock
 from acteon._exceptions import AuditStorageError
 from acteon.audit._base import AuditStore
-from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind
+from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind, latest_of_action
 
 _BIG = 2**63
 
@@ -56,17 +56,7 @@ class MemoryAuditStore(AuditStore):
     async def get_by_action_id(self, action_id: str) -> AuditRecord | None:
         with self._mutex:
             candidates = [self._records[i] for i in self._by_action.get(action_id, ())]
-        if not candidates:
-            return None
-        return max(
-            candidates,
-            key=lambda r: (
-                r.dispatched_at,
-                not r.is_intent(),
-                r.sequence_number if r.sequence_number is not None else -1,
-                r.completed_at,
-            ),
-        )
+        return latest_of_action(candidates)
 
     async def query(self, query: AuditQuery) -> AuditPage:
         limit = query.effective_limit

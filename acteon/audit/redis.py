@@ -43,7 +43,7 @@ from typing import Any
 from acteon._clock import Clock
 from acteon._exceptions import AuditSerializationError, AuditStorageError
 from acteon.audit._base import AuditStore
-from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind
+from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind, latest_of_action
 from acteon.state._redis_client import RedisClient, Script, require_hiredis
 
 __all__ = ["RedisAuditStore"]
@@ -247,17 +247,7 @@ class RedisAuditStore(AuditStore):
     async def get_by_action_id(self, action_id: str) -> AuditRecord | None:
         key = f"{self._a}ix:action_id:{action_id}"
         candidates, _ = await self._walk([key], "+", "-", None, 0, None, False)
-        if not candidates:
-            return None
-        return max(
-            candidates,
-            key=lambda r: (
-                r.dispatched_at,
-                not r.is_intent(),
-                r.sequence_number if r.sequence_number is not None else -1,
-                r.completed_at,
-            ),
-        )
+        return latest_of_action(candidates)
 
     async def _page(
         self, keys: list[str], max_b: str, min_b: str, offset: int, count: int, with_count: bool

@@ -278,3 +278,49 @@ def check_cursor_kind(cursor: Cursor, query: AuditQuery) -> None:
         raise AuditSerializationError("cursor kind 'ts' does not match sort_by_sequence_asc=true")
     if cursor.kind == "seq" and not query.sort_by_sequence_asc:
         raise AuditSerializationError("cursor kind 'seq' requires sort_by_sequence_asc=true")
+
+
+# ------------------------------------------------------------------------- in-process ordering and paging
+
+_NO_SEQUENCE = 2**63  # ascending order puts records without a sequence number after all others
+
+
+def _seq_asc_key(r: AuditRecord) -> tuple[int, str]:
+    return (r.sequence_number if r.sequence_number is not None else _NO_SEQUENCE, r.id)
+
+
+def sort_by_sequence(rows: list[AuditRecord], query: AuditQuery, cursor: Cursor | None) -> list[AuditRecord]:
+    """``rows`` in ``(sequence_number, id)`` order, ascending when ``sort_by_sequence_asc``
+    (it wins over ``_desc``) else descending, NULL last either way. An ascending
+    cursor drops what earlier pages held."""
+    if query.sort_by_sequence_asc:
+        rows.sort(key=_seq_asc_key)
+        if cursor is not None:
+            after = (cursor.seq if cursor.seq is not None else _NO_SEQUENCE, cursor.id)
+            rows = [r for r in rows if _seq_asc_key(r) > after]
+    else:
+        rows.sort(key=lambda r: (r.sequence_number if r.sequence_number is not None else -1, r.id), reverse=True)
+        # NULL sequence numbers sort last.
+        rows.sort(key=lambda r: r.sequence_number is None)
+    return rows
+
+
+def cut_page(
+    rows: list[AuditRecord], query: AuditQuery, limit: int, cursor: Cursor | None, cursor_by_sequence: bool | None
+) -> AuditPage:
+    """The page of sorted ``rows`` (already past ``cursor``): ``offset`` and ``total`` only
+    on a first page, and a ``next_cursor`` (by sequence or by time) when more rows
+    follow, unless ``cursor_by_sequence`` is ``None`` (an order that is not paginated)."""
+    total: int | None = None
+    offset = 0
+    if cursor is None:
+        total = len(rows)
+        offset = max(0, query.offset or 0)
+        rows = rows[offset:]
+    page = rows[: limit + 1]
+    next_cursor = None
+    if len(page) > limit:
+        page = page[:limit]
+        if cursor_by_sequence is not None:
+            next_cursor = Cursor.after(page[-1], cursor_by_sequence).encode()
+    return AuditPage(page, total, limit, offset, next_cursor)

@@ -7,13 +7,16 @@ import threading
 from acteon._clock import Clock
 from acteon._exceptions import AuditStorageError
 from acteon.audit._base import AuditStore
-from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind, latest_of_action
-
-_BIG = 2**63
-
-
-def _seq_asc_key(r: AuditRecord) -> tuple[int, str]:
-    return (r.sequence_number if r.sequence_number is not None else _BIG, r.id)
+from acteon.audit._model import (
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
+    Cursor,
+    check_cursor_kind,
+    cut_page,
+    latest_of_action,
+    sort_by_sequence,
+)
 
 
 def _ts_desc_key(r: AuditRecord) -> tuple[int, str]:
@@ -65,35 +68,16 @@ class MemoryAuditStore(AuditStore):
             check_cursor_kind(cursor, query)
         with self._mutex:
             rows = [r for r in self._records.values() if query.matches(r)]
-        if query.sort_by_sequence_asc:
-            rows.sort(key=_seq_asc_key)
-            if cursor is not None:
-                after = (cursor.seq if cursor.seq is not None else _BIG, cursor.id)
-                rows = [r for r in rows if _seq_asc_key(r) > after]
-        elif query.sort_by_sequence_desc:
-            rows.sort(key=lambda r: (r.sequence_number if r.sequence_number is not None else -1, r.id),
-                      reverse=True)
-            # NULL sequence numbers sort last.
-            rows.sort(key=lambda r: r.sequence_number is None)
+        if query.sort_by_sequence_asc or query.sort_by_sequence_desc:
+            rows = sort_by_sequence(rows, query, cursor)
         else:
             rows.sort(key=_ts_desc_key, reverse=True)
             if cursor is not None:
                 bound = (cursor.ts_ms or 0, cursor.id)
                 rows = [r for r in rows if _ts_desc_key(r) < bound]
-        total: int | None = None
-        offset = 0
-        if cursor is None:
-            total = len(rows)
-            offset = max(0, query.offset or 0)
-            rows = rows[offset:]
-        page = rows[: limit + 1]
-        next_cursor = None
-        if len(page) > limit and not query.sort_by_sequence_desc:
-            page = page[:limit]
-            next_cursor = Cursor.after(page[-1], query.sort_by_sequence_asc).encode()
-        elif len(page) > limit:
-            page = page[:limit]
-        return AuditPage(page, total, limit, offset, next_cursor)
+        # As in SQLite: no cursor whenever sort_by_sequence_desc is set (even if asc wins).
+        by_sequence = None if query.sort_by_sequence_desc else query.sort_by_sequence_asc
+        return cut_page(rows, query, limit, cursor, by_sequence)
 
     async def cleanup_expired(self) -> int:
         now = self._clock.now()

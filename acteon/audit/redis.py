@@ -43,7 +43,16 @@ from typing import Any
 from acteon._clock import Clock
 from acteon._exceptions import AuditSerializationError, AuditStorageError
 from acteon.audit._base import AuditStore
-from acteon.audit._model import AuditPage, AuditQuery, AuditRecord, Cursor, check_cursor_kind, latest_of_action
+from acteon.audit._model import (
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
+    Cursor,
+    check_cursor_kind,
+    cut_page,
+    latest_of_action,
+    sort_by_sequence,
+)
 from acteon.state._redis_client import RedisClient, Script, require_hiredis
 
 __all__ = ["RedisAuditStore"]
@@ -58,7 +67,6 @@ SCRIPTS = (_RECORD, _DELETE, _PAGE)
 #: Fields with their own index (besides (namespace, tenant) and "all").
 INDEXED_FIELDS = ("namespace", "provider", "outcome", "action_id", "chain_id", "signer_id")
 
-_BIG = 2**63
 _MAX_CHUNK = 1000
 
 
@@ -354,33 +362,10 @@ class RedisAuditStore(AuditStore):
         self, query: AuditQuery, keys: list[str], limit: int, cursor: Cursor | None
     ) -> AuditPage:
         rows, _ = await self._walk(keys, "+", "-", query.matches, 0, None, True)
-        if query.sort_by_sequence_asc:
-
-            def asc_key(r: AuditRecord) -> tuple[int, str]:
-                return (r.sequence_number if r.sequence_number is not None else _BIG, r.id)
-
-            rows.sort(key=asc_key)
-            if cursor is not None:
-                after = (cursor.seq if cursor.seq is not None else _BIG, cursor.id)
-                rows = [r for r in rows if asc_key(r) > after]
-        else:
-            rows.sort(
-                key=lambda r: (r.sequence_number if r.sequence_number is not None else -1, r.id), reverse=True
-            )
-            rows.sort(key=lambda r: r.sequence_number is None)
-        total: int | None = None
-        offset = 0
-        if cursor is None:
-            total = len(rows)
-            offset = max(0, query.offset or 0)
-            rows = rows[offset:]
-        page = rows[: limit + 1]
-        next_cursor = None
-        if len(page) > limit:
-            page = page[:limit]
-            if query.sort_by_sequence_asc:
-                next_cursor = Cursor.after(page[-1], True).encode()
-        return AuditPage(page, total, limit, offset, next_cursor)
+        rows = sort_by_sequence(rows, query, cursor)
+        # Unlike memory and SQLite, an ascending order pages by cursor even when
+        # sort_by_sequence_desc is set too (kept as it was).
+        return cut_page(rows, query, limit, cursor, True if query.sort_by_sequence_asc else None)
 
     # ---------------------------------------------------------------- cleanup
 

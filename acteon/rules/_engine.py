@@ -374,6 +374,8 @@ class RuleSet:
         """Async twin of :meth:`evaluate`: awaits asynchronous state stores and services."""
         ctx = self._context(action, now, state, env, timezone, embedding, wasm, lookups=lookups)
         entry: _Entry | None = None
+        # The loop of _scan, inlined: this is the gateway's per-dispatch path, and calling
+        # _scan here measured ~0.02-0.13 µs slower per evaluation (call, entry-list slice).
         try:
             for entry in self._entries:
                 matched = entry.fn(ctx)

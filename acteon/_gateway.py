@@ -85,13 +85,6 @@ _log = logging.getLogger("acteon.gateway")
 
 # Verdicts whose handlers arrive with later features; until then they are refused
 # loudly, never treated as "allow".
-_NOT_YET = {
-    "group": "event grouping",
-    "state_machine": "state machines",
-    "request_approval": "human approvals",
-    "chain": "task chains",
-    "schedule": "scheduled actions",
-}
 # Upstream reports no rule name for these verdicts in audit and dry-run output.
 _NAMELESS_VERDICTS = frozenset({"allow", "deduplicate"})
 
@@ -263,10 +256,6 @@ class AsyncGateway(
              "circuit_breaker": circuit_breaker, "quota_policies": quota_policies,
              "provider_costs": provider_costs, "budgets": budgets, "scheduling": scheduling},
         )
-        if chains and "chain" not in self._verdict_handlers:
-            raise NotSupportedError("task chains are not supported yet (chains=...)")
-        if state_machines and "state_machine" not in self._verdict_handlers:
-            raise NotSupportedError("state machines are not supported yet (state_machines=...)")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -382,14 +371,6 @@ class AsyncGateway(
             await self._record_error(action, "error", None, exc, now, started, caller)
             raise
         kind = verdict.kind
-        if kind in _NOT_YET and kind not in self._verdict_handlers:
-            exc2 = NotSupportedError(
-                f"the '{kind}' verdict of rule '{verdict.rule}' needs {_NOT_YET[kind]}, which this acteon "
-                "version does not support yet"
-            )
-            await self._record_error(action, kind, verdict.rule, exc2, now, started, caller)
-            raise exc2
-
         ns, tenant = action.namespace, action.tenant
         lock_name = f"dispatch:{ns}:{tenant}:{action.id}"
         guard: LockGuard | None = None

@@ -56,20 +56,36 @@ class RetryStrategy:
         if kind not in ("exponential", "linear", "constant"):
             raise ConfigurationError(f"executor.retry.strategy must be exponential, linear or constant, got {kind!r}")
         out = cls(kind=kind)
+
+        def number(key: str, scale: float = 1.0) -> float:
+            value = data.pop(key)
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ConfigurationError(f"executor.retry.{key} must be a number, got {value!r}")
+            try:
+                result = float(value) * scale
+            except ValueError:
+                raise ConfigurationError(f"executor.retry.{key} must be a number, got {value!r}") from None
+            if result < 0:
+                raise ConfigurationError(f"executor.retry.{key} must be >= 0, got {value!r}")
+            return result
+
         if "base_ms" in data:
-            out.base_delay = float(data.pop("base_ms")) / 1000
+            out.base_delay = number("base_ms", 0.001)
         if "base_delay_seconds" in data:
-            out.base_delay = float(data.pop("base_delay_seconds"))
+            out.base_delay = number("base_delay_seconds")
         if "max_ms" in data:
-            out.max_delay = float(data.pop("max_ms")) / 1000
+            out.max_delay = number("max_ms", 0.001)
         if "max_delay_seconds" in data:
-            out.max_delay = float(data.pop("max_delay_seconds"))
+            out.max_delay = number("max_delay_seconds")
         if "multiplier" in data:
-            out.multiplier = float(data.pop("multiplier"))
+            out.multiplier = number("multiplier")
         if "jitter" in data:
-            out.jitter = bool(data.pop("jitter"))
+            jitter = data.pop("jitter")
+            if not isinstance(jitter, bool):
+                raise ConfigurationError(f"executor.retry.jitter must be true or false, got {jitter!r}")
+            out.jitter = jitter
         if "jitter_fraction" in data:
-            out.jitter_fraction = float(data.pop("jitter_fraction"))
+            out.jitter_fraction = number("jitter_fraction")
         if data:
             raise ConfigurationError(f"unknown executor.retry keys: {', '.join(sorted(data))}")
         return out

@@ -170,3 +170,17 @@ def test_dlq_fifo() -> None:
     assert all(before <= d.timestamp <= after for d in drained)
     assert q.drain() == [] and q.is_empty()
     assert drained[0].to_dict()["attempts"] == 1
+
+
+@pytest.mark.parametrize("retry,message", [
+    ({"base_ms": "abc"}, "executor.retry.base_ms must be a number, got 'abc'"),
+    ({"max_ms": -5}, "executor.retry.max_ms must be >= 0"),
+    ({"jitter": "yes"}, "executor.retry.jitter must be true or false"),
+    ({"multiplier": None}, "executor.retry.multiplier must be a number"),
+    ({"base": 1}, "unknown executor.retry keys: base"),
+])
+def test_bad_retry_config_names_the_key(retry: dict[str, object], message: str) -> None:
+    from acteon import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        RetryStrategy.from_config(retry)

@@ -17,6 +17,7 @@ from typing import Any
 from acteon import Action, AsyncGateway
 from acteon.providers import FunctionProvider
 from acteon.state._base import StateStore
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 CHAIN = {
     "name": "mp",
@@ -43,16 +44,6 @@ rules:
 """
 
 
-def open_state(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    return RedisStateStore(target, prefix=prefix)
-
-
 def build(state: StateStore) -> AsyncGateway:
     async def count(action: Action) -> dict[str, Any]:
         payload = action.payload
@@ -64,10 +55,10 @@ def build(state: StateStore) -> AsyncGateway:
                         background=False)
 
 
-async def start_chains(backend: str, target: str, prefix: str, n: int) -> list[str]:
+async def start_chains(shared: SharedBackend, n: int) -> list[str]:
     from acteon.outcomes import ChainStarted
 
-    state = open_state(backend, target, prefix)
+    state = shared.open_state()
     ids = []
     async with state, build(state) as gw:
         for i in range(n):
@@ -79,15 +70,15 @@ async def start_chains(backend: str, target: str, prefix: str, n: int) -> list[s
     return ids
 
 
-def run(backend: str, target: str, prefix: str, worker: int, start_at: float, chains: int) -> dict[str, int]:
+def run(shared: SharedBackend, worker: int, start_at: float, chains: int) -> dict[str, int]:
     """Tick until every chain has finished; returns how many advances this process made."""
 
     async def main() -> dict[str, int]:
-        state = open_state(backend, target, prefix)
+        state = shared.open_state()
         advanced = 0
         async with state, build(state) as gw:
             gw._lock.poll_interval = 0.005
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             deadline = time.time() + 90
             while time.time() < deadline:
                 summary = await gw.tick()
@@ -99,11 +90,3 @@ def run(backend: str, target: str, prefix: str, worker: int, start_at: float, ch
         return {"advanced": advanced, "pid": os.getpid()}
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    # Pay the imports before the race (acteon.chains is already imported above).
-    import acteon.state.sqlite  # noqa: F401
-
-    time.sleep(seconds)
-    return os.getpid()

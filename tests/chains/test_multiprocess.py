@@ -3,69 +3,26 @@ every chain finishes and every step (parallel sub-steps included) runs exactly o
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from acteon.chains._state import ChainState
-from acteon.state._base import StateStore
-from acteon.state.sqlite import SQLiteStateStore
+from tests._multiprocess import SharedStore, SpawnPool, pool_fixture, shared_fixture
 from tests.chains import _mp_chain_workers as workers
-from tests.conftest import require_redis
-from tests.contract.conftest import REDIS_PARAM, _delete_prefix, _import_redis, redis_prefix
 
 pytestmark = pytest.mark.anyio
 
 PROCESSES = 4
 CHAINS = 12
 
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as executor:
-        pids = list(executor.map(workers.warm_up, [0.5] * PROCESSES))
-        assert len(set(pids)) == PROCESSES
-        yield executor
+pool = pool_fixture(workers, processes=PROCESSES)
+target = shared_fixture(filename="chains.db", state=True)
 
 
-class Target:
-    def __init__(self, backend: str, target: str, prefix: str, store: StateStore) -> None:
-        self.backend = backend
-        self.target = target
-        self.prefix = prefix
-        self.store = store
-
-
-@pytest.fixture(params=["sqlite", REDIS_PARAM])
-async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
-    if request.param == "sqlite":
-        path = str(tmp_path / "chains.db")
-        async with SQLiteStateStore(path) as store:
-            yield Target("sqlite", path, "", store)
-        return
-    url = require_redis()
-    redis_store = _import_redis("acteon.state.redis", "RedisStateStore")
-    prefix = redis_prefix()
-    try:
-        async with redis_store(url, prefix=prefix) as store:
-            yield Target("redis", url, prefix, store)
-    finally:
-        await _delete_prefix(url, prefix)
-
-
-async def test_four_processes_run_every_step_exactly_once(pool: ProcessPoolExecutor, target: Target) -> None:
-    ids = await workers.start_chains(target.backend, target.target, target.prefix, CHAINS)
-    start_at = time.time() + 0.3
-    futures = [
-        pool.submit(workers.run, target.backend, target.target, target.prefix, w, start_at, CHAINS)
-        for w in range(PROCESSES)
-    ]
-    reports = [f.result(timeout=120) for f in futures]
+async def test_four_processes_run_every_step_exactly_once(pool: SpawnPool, target: SharedStore) -> None:
+    ids = await workers.start_chains(target.where, CHAINS)
+    reports = pool.race(workers.run, target.where, CHAINS, lead=0.3, timeout=120)
 
     for chain_id in ids:
         raw = await target.store.get(f"mp:t:chain:{chain_id}")

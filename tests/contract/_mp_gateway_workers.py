@@ -20,9 +20,8 @@ from typing import Any
 import anyio
 
 from acteon import Action, AsyncGateway
-from acteon.audit._base import AuditStore
 from acteon.providers import FunctionProvider
-from acteon.state._base import StateStore
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 EXECUTIONS_KEY = "mp:t:counter:executions"
 
@@ -39,26 +38,6 @@ rules:
     condition: {field: action.action_type, eq: digest}
     action: {type: throttle, max_count: 100, window_seconds: 3600}
 """
-
-
-def open_state(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    return RedisStateStore(target, prefix=prefix)
-
-
-def open_audit(backend: str, target: str, prefix: str) -> AuditStore:
-    if backend == "sqlite":
-        from acteon.audit.sqlite import SQLiteAuditStore
-
-        return SQLiteAuditStore(target + ".audit")
-    from acteon.audit.redis import RedisAuditStore
-
-    return RedisAuditStore(target, prefix=prefix)
 
 
 class ShiftedClock:
@@ -137,8 +116,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[AsyncGateway, int, Any], Awaitable[dic
 
 
 def run(
-    scenario: str, backend: str, target: str, prefix: str, worker: int, start_at: float, offset: float,
-    arg: Any,
+    shared: SharedBackend, worker: int, start_at: float, scenario: str, offset: float, arg: Any
 ) -> dict[str, int]:
     """Build a gateway on the shared backend, wait for the common start, dispatch, close.
 
@@ -147,7 +125,7 @@ def run(
     rules, body = SCENARIOS[scenario]
 
     async def main() -> dict[str, int]:
-        state = open_state(backend, target, prefix)
+        state = shared.open_state()
 
         log_path = arg.get("log")
 
@@ -161,7 +139,7 @@ def run(
             await state.increment(EXECUTIONS_KEY, 1)
             return {"pid": os.getpid()}
 
-        audit = open_audit(backend, target, prefix)
+        audit = shared.open_audit()
         gw = AsyncGateway(
             rules=rules,
             state=state,
@@ -172,18 +150,7 @@ def run(
         )
         async with state, audit, gw:
             gw._lock.poll_interval = 0.005  # contention is the point here: poll briskly
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             return await body(gw, worker, arg)
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    """Keeps a pool worker busy so that every worker process gets started."""
-    # Pay the backend imports before the race.
-    import acteon.audit.sqlite
-    import acteon.state.redis
-    import acteon.state.sqlite  # noqa: F401
-
-    time.sleep(seconds)
-    return os.getpid()

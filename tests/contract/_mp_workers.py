@@ -1,8 +1,8 @@
 """Work done inside the spawned processes of ``test_multiprocess.py``.
 
 Kept in its own module (importable by a ``spawn`` child, free of pytest) with one
-entry point, :func:`run`, that opens the store named by ``backend`` and runs a
-scenario on it with asyncio.
+entry point, :func:`run`, that opens the shared store and runs a scenario on it
+with asyncio.
 """
 
 from __future__ import annotations
@@ -15,17 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from acteon.state._base import StateStore
-
-
-def _open(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    store: StateStore = RedisStateStore(target, prefix=prefix)
-    return store
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 
 async def _tasks(count: int, fn: Callable[[int], Awaitable[Any]]) -> list[Any]:
@@ -101,21 +91,12 @@ SCENARIOS: dict[str, Callable[[StateStore, int, Any], Awaitable[int]]] = {
 }
 
 
-def run(scenario: str, backend: str, target: str, prefix: str, worker: int, start_at: float, arg: Any) -> int:
+def run(shared: SharedBackend, worker: int, start_at: float, scenario: str, arg: Any) -> int:
     """Open the store, wait for the common start time, run the scenario, close."""
 
     async def main() -> int:
-        store = _open(backend, target, prefix)
-        async with store:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+        async with shared.open_state() as store:
+            await wait_until(start_at)
             return await SCENARIOS[scenario](store, worker, arg)
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    """Keeps a pool worker busy so that every worker process gets started."""
-    import acteon.state.sqlite  # noqa: F401  (pay the import before the race)
-
-    time.sleep(seconds)
-    return os.getpid()

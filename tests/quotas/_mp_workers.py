@@ -9,24 +9,24 @@ the totals whatever the backend.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from typing import Any
 
 from acteon import Action, AsyncGateway
 from acteon.providers import FunctionProvider
-from tests.contract._mp_gateway_workers import ShiftedClock, open_state
+from tests._multiprocess_worker import SharedBackend, wait_until
+from tests.contract._mp_gateway_workers import ShiftedClock
 
 EXECUTED_KEY = "mp:t:counter:executed"
 NOTIFIED_KEY = "mp:t:counter:notified"
 TASKS = 5
 
 
-def run(backend: str, target: str, prefix: str, start_at: float, offset: float, arg: dict[str, Any]) -> dict[str, int]:
+def run(shared: SharedBackend, worker: int, start_at: float, offset: float, arg: dict[str, Any]) -> dict[str, int]:
     """Build a gateway, wait for the common start, dispatch ``arg["per_process"]`` actions, close."""
 
     async def main() -> dict[str, int]:
-        state = open_state(backend, target, prefix)
+        state = shared.open_state()
 
         def counting(key: str) -> Any:
             async def execute(action: Action) -> dict[str, bool]:
@@ -53,21 +53,21 @@ def run(backend: str, target: str, prefix: str, start_at: float, offset: float, 
                 kinds[(await gw.dispatch(action)).kind] += 1
 
         async with state, gw:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             await asyncio.gather(*(task() for _ in range(TASKS)))
         return dict(kinds)
 
     return asyncio.run(main())
 
 
-def create(backend: str, target: str, prefix: str, start_at: float, tenant: str) -> int:
+def create(shared: SharedBackend, worker: int, start_at: float, tenant: str) -> int:
     """Try to create a policy for the pair at the common start; 1 if this process got it."""
     from acteon.quotas import QuotaPolicyConflict
 
     async def main() -> int:
-        state = open_state(backend, target, prefix)
+        state = shared.open_state()
         async with state, AsyncGateway(state=state, background=False) as gw:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             try:
                 await gw.create_quota_policy({"namespace": "mp", "tenant": tenant, "max_actions": 5,
                                               "window": "daily", "overage_behavior": "warn"})
@@ -76,13 +76,3 @@ def create(backend: str, target: str, prefix: str, start_at: float, tenant: str)
             return 1
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    import os
-
-    import acteon.state.redis
-    import acteon.state.sqlite  # noqa: F401  (pay the imports before the race)
-
-    time.sleep(seconds)
-    return os.getpid()

@@ -8,25 +8,12 @@ on the shared breaker state.
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 from typing import Any
 
 from acteon.resilience import CircuitBreaker, CircuitBreakerConfig, CircuitState
-from acteon.state._base import StateStore
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 TASKS = 25
-
-
-def _open(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    store: StateStore = RedisStateStore(target, prefix=prefix)
-    return store
 
 
 async def _probe(cb: CircuitBreaker) -> tuple[int, int]:
@@ -43,20 +30,12 @@ async def _trip(cb: CircuitBreaker) -> tuple[int, int]:
     return sum(1 for tr in results if tr is not None), TASKS
 
 
-def run(scenario: str, backend: str, target: str, prefix: str, start_at: float, arg: Any) -> tuple[int, int]:
+def run(shared: SharedBackend, worker: int, start_at: float, scenario: str, arg: Any) -> tuple[int, int]:
     async def main() -> tuple[int, int]:
-        store = _open(backend, target, prefix)
-        async with store:
+        async with shared.open_state() as store:
             config = CircuitBreakerConfig(failure_threshold=int(arg), success_threshold=1, recovery_timeout_seconds=0)
             cb = CircuitBreaker("email", config, store=store)
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             return await (_probe(cb) if scenario == "probe" else _trip(cb))
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    import acteon.state.sqlite  # noqa: F401  (pay the import before the race)
-
-    time.sleep(seconds)
-    return os.getpid()

@@ -9,7 +9,6 @@ gateways share one state.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from acteon.state._base import StateStore
 from acteon.state.memory import MemoryStateStore
 from acteon.testing import FakeClock
 from tests.conftest import require_redis
+from tests.contract.conftest import REDIS_PARAM, _delete_prefix, redis_prefix
 
-REDIS_PARAM = pytest.param("redis", marks=pytest.mark.redis)
 NO_RETRIES = {"executor": {"max_retries": 0, "timeout_seconds": 5, "max_concurrent": 10}}
 
 
@@ -59,18 +58,6 @@ def gateway(
     )
 
 
-async def _delete_prefix(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for i in range(0, len(keys), 500):
-            await client.delete(*keys[i : i + 500])
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(params=["memory", "sqlite", REDIS_PARAM])
 async def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     """One started store per backend; breakers use their own FakeClock, so no TTL depends on it."""
@@ -87,7 +74,7 @@ async def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         url = require_redis()
         from acteon.state.redis import RedisStateStore
 
-        prefix = f"acteon-test-{uuid.uuid4().hex[:12]}"
+        prefix = redis_prefix()
         try:
             async with RedisStateStore(url, prefix=prefix) as redis_store:
                 yield redis_store

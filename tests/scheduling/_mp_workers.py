@@ -17,6 +17,7 @@ from typing import Any
 
 from acteon._action import Action
 from acteon.state._base import StateStore
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 
 class AcceleratedClock:
@@ -35,17 +36,6 @@ class AcceleratedClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0) / self.speed)
-
-
-def open_store(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    store: StateStore = RedisStateStore(target, prefix=prefix)
-    return store
 
 
 def build_gateway(store: StateStore, clock: Any, out_path: str) -> Any:
@@ -73,18 +63,19 @@ def build_gateway(store: StateStore, clock: Any, out_path: str) -> Any:
     )
 
 
-def run(backend: str, target: str, prefix: str, real0: float, base: float, speed: float,
-        start_at: float, stop_at: float, out_path: str) -> int:
-    """Tick until ``stop_at`` (real time); returns how many items this process handled."""
+def run(shared: SharedBackend, worker: int, start_at: float, real0: float, base: float, speed: float,
+        run_seconds: float, out_path: str) -> int:
+    """Tick for ``run_seconds`` (real time) from ``start_at``; returns how many items this process handled."""
+    stop_at = start_at + run_seconds
 
     async def main() -> int:
-        store = open_store(backend, target, prefix)
+        store = shared.open_state()
         clock = AcceleratedClock(real0, base, speed)
         handled = 0
         async with store:
             gw = build_gateway(store, clock, out_path)
             async with gw:
-                await asyncio.sleep(max(0.0, start_at - time.time()))
+                await wait_until(start_at)
                 while time.time() < stop_at:
                     summary = await gw.tick()
                     handled += summary.get("scheduled_actions", 0) + summary.get("recurring_actions", 0)
@@ -92,13 +83,3 @@ def run(backend: str, target: str, prefix: str, real0: float, base: float, speed
         return handled
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    """Keeps a pool worker busy so that every worker process gets started."""
-    # Pay the imports before the race.
-    import acteon
-    import acteon.state.sqlite  # noqa: F401
-
-    time.sleep(seconds)
-    return os.getpid()

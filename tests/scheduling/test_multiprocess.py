@@ -9,23 +9,16 @@ definition's ``execution_count`` equal to its executions.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from acteon.outcomes import Scheduled
-from acteon.state._base import StateStore
-from acteon.state.sqlite import SQLiteStateStore
 from acteon.testing import FakeClock
-from tests.conftest import require_redis
-from tests.contract.conftest import REDIS_PARAM, _delete_prefix, redis_prefix
+from tests._multiprocess import SharedStore, SpawnPool, pool_fixture, shared_fixture
 from tests.scheduling import _mp_workers
 from tests.scheduling.conftest import NS, TENANT, make_action
 
@@ -37,43 +30,11 @@ SCHEDULED = 40
 RECURRING = 3
 RUN_SECONDS = 4.0
 
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as executor:
-        pids = list(executor.map(_mp_workers.warm_up, [0.5] * PROCESSES))
-        assert len(set(pids)) == PROCESSES
-        yield executor
+pool = pool_fixture(_mp_workers, processes=PROCESSES)
+target = shared_fixture(state=True)
 
 
-@dataclass
-class Target:
-    backend: str
-    target: str
-    prefix: str
-    store: StateStore
-
-
-@pytest.fixture(params=["sqlite", REDIS_PARAM])
-async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
-    if request.param == "sqlite":
-        path = str(tmp_path / "shared.db")
-        async with SQLiteStateStore(path) as store:
-            yield Target("sqlite", path, "", store)
-        return
-    url = require_redis()
-    from acteon.state.redis import RedisStateStore
-
-    prefix = redis_prefix()
-    try:
-        async with RedisStateStore(url, prefix=prefix) as store:
-            yield Target("redis", url, prefix, store)
-    finally:
-        await _delete_prefix(url, prefix)
-
-
-async def test_each_item_executes_exactly_once(pool: ProcessPoolExecutor, target: Target, tmp_path: Path) -> None:
+async def test_each_item_executes_exactly_once(pool: SpawnPool, target: SharedStore, tmp_path: Path) -> None:
     out = tmp_path / "executions.txt"
     out.write_text("")
     real0 = time.time()
@@ -92,14 +53,8 @@ async def test_each_item_executes_exactly_once(pool: ProcessPoolExecutor, target
                                             cron_expr="* * * * *", metadata={"rid": "{{recurring_id}}"})
             recurring_ids.append(rec.id)
 
-    start_at = time.time() + 0.3
-    stop_at = start_at + RUN_SECONDS
-    futures = [
-        pool.submit(_mp_workers.run, target.backend, target.target, target.prefix, real0, base, SPEED,
-                    start_at, stop_at, str(out))
-        for _ in range(PROCESSES)
-    ]
-    handled = [f.result(timeout=120) for f in futures]
+    handled = pool.race(_mp_workers.run, target.where, real0, base, SPEED, RUN_SECONDS, str(out),
+                        lead=0.3, timeout=120)
 
     lines = [line.split() for line in out.read_text().splitlines()]
     ids = Counter(parts[0] for parts in lines)

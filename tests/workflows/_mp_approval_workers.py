@@ -18,7 +18,7 @@ from typing import Any
 from acteon import Action, ApprovalAlreadyDecided, AsyncGateway
 from acteon.providers import FunctionProvider
 from acteon.testing import FakeClock, RecordingProvider
-from tests.contract._mp_gateway_workers import open_audit, open_state
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 EXECUTIONS_KEY = "mp:t:counter:approved_executions"
 KEYS = [{"id": "mp", "secret": "5a" * 32}]
@@ -30,9 +30,9 @@ rules:
 """
 
 
-def build(backend: str, target: str, prefix: str, clock: FakeClock) -> tuple[AsyncGateway, Any, Any]:
-    state = open_state(backend, target, prefix)
-    audit = open_audit(backend, target, prefix)
+def build(shared: SharedBackend, clock: FakeClock) -> tuple[AsyncGateway, Any, Any]:
+    state = shared.open_state()
+    audit = shared.open_audit()
 
     async def count(action: Action) -> dict[str, int]:
         await state.increment(EXECUTIONS_KEY, 1)
@@ -80,23 +80,13 @@ async def _approve(gw: AsyncGateway, arg: dict[str, Any]) -> dict[str, int]:
 SCENARIOS = {"expire": _expire, "approve": _approve}
 
 
-def run(scenario: str, backend: str, target: str, prefix: str, start_at: float, clock_at: float,
+def run(shared: SharedBackend, worker: int, start_at: float, scenario: str, clock_at: float,
         arg: dict[str, Any]) -> dict[str, int]:
     async def main() -> dict[str, int]:
-        gw, state, audit = build(backend, target, prefix, FakeClock(clock_at))
+        gw, state, audit = build(shared, FakeClock(clock_at))
         async with state, audit, gw:
             gw._lock.poll_interval = 0.005
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             return await SCENARIOS[scenario](gw, arg)
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    """Keeps a pool worker busy so that every worker process gets started."""
-    import acteon.audit.sqlite
-    import acteon.state.redis
-    import acteon.state.sqlite  # noqa: F401
-
-    time.sleep(seconds)
-    return os.getpid()

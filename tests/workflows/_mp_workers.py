@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 from acteon import Action, AsyncGateway
 from acteon.providers import FunctionProvider
 from acteon.state._base import StateStore
 from acteon.testing import FakeClock
+from tests._multiprocess_worker import SharedBackend, wait_until
 
 NS, TENANT = "mp", "t"
 
@@ -45,16 +45,6 @@ def counter_key(note: Action) -> str:
     return f"{NS}:{TENANT}:counter:sent:{ident}"
 
 
-def open_state(backend: str, target: str, prefix: str) -> StateStore:
-    if backend == "sqlite":
-        from acteon.state.sqlite import SQLiteStateStore
-
-        return SQLiteStateStore(target)
-    from acteon.state.redis import RedisStateStore
-
-    return RedisStateStore(target, prefix=prefix)
-
-
 def gateway(state: StateStore, now: float) -> AsyncGateway:
     async def count(action: Action) -> dict[str, int]:
         await state.increment(counter_key(action), 1)
@@ -74,16 +64,16 @@ def node_down(node: str) -> Action:
                   metadata={"node": node}, status="down")
 
 
-def run(backend: str, target: str, prefix: str, worker: int, start_at: float, now: float, ticks: int) -> dict[str, int]:
+def run(shared: SharedBackend, worker: int, start_at: float, now: float, ticks: int) -> dict[str, int]:
     """Tick ``ticks`` times from the common start; returns the summed tick summary."""
 
     async def main() -> dict[str, int]:
-        state = open_state(backend, target, prefix)
+        state = shared.open_state()
         gw = gateway(state, now)
         totals = {"group_flush": 0, "state_timeouts": 0}
         async with state, gw:
             gw._lock.poll_interval = 0.005
-            await asyncio.sleep(max(0.0, start_at - time.time()))
+            await wait_until(start_at)
             for _ in range(ticks):
                 summary = await gw.tick()
                 for name in totals:
@@ -92,12 +82,3 @@ def run(backend: str, target: str, prefix: str, worker: int, start_at: float, no
         return totals
 
     return asyncio.run(main())
-
-
-def warm_up(seconds: float) -> int:
-    """Keeps a pool worker busy so that every worker process gets started (and pays its imports)."""
-    import acteon.state.sqlite
-    import acteon.workflows.grouping  # noqa: F401
-
-    time.sleep(seconds)
-    return os.getpid()

@@ -10,12 +10,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -25,8 +20,7 @@ from acteon import Action
 from acteon.audit import AuditQuery
 from acteon.outcomes import PendingApproval
 from acteon.testing import FakeClock
-from tests.conftest import require_redis
-from tests.contract.conftest import REDIS_PARAM, _delete_prefix, redis_prefix
+from tests._multiprocess import SharedStore, SpawnPool, pool_fixture, shared_fixture
 from tests.workflows import _mp_approval_workers as workers
 
 pytestmark = pytest.mark.anyio
@@ -35,32 +29,13 @@ PROCESSES = 4
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as executor:
-        pids = list(executor.map(workers.warm_up, [0.5] * PROCESSES))
-        assert len(set(pids)) == PROCESSES
-        yield executor
-
-
-class Shared:
-    def __init__(self, backend: str, target: str, prefix: str) -> None:
-        self.backend = backend
-        self.target = target
-        self.prefix = prefix
-
-    def race(self, pool: ProcessPoolExecutor, scenario: str, clock_at: float, arg: dict[str, Any]) -> list[Any]:
-        start_at = time.time() + 0.3
-        futures = [
-            pool.submit(workers.run, scenario, self.backend, self.target, self.prefix, start_at, clock_at, arg)
-            for _ in range(PROCESSES)
-        ]
-        return [f.result(timeout=60) for f in futures]
+class Shared(SharedStore):
+    def race(self, pool: SpawnPool, scenario: str, clock_at: float, arg: dict[str, Any]) -> list[Any]:
+        return pool.race(workers.run, self.where, scenario, clock_at, arg, lead=0.3, timeout=60)
 
     async def request(self, count: int) -> tuple[list[PendingApproval], Any, Any]:
         """Create ``count`` approvals at T0 from this (test) process."""
-        gw, state, audit = workers.build(self.backend, self.target, self.prefix, FakeClock(T0))
+        gw, state, audit = workers.build(self.where, FakeClock(T0))
         pending: list[PendingApproval] = []
         async with state, audit, gw:
             for i in range(count):
@@ -71,26 +46,17 @@ class Shared:
         return pending, state, audit
 
 
-@pytest.fixture(params=["sqlite", REDIS_PARAM])
-async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shared]:
-    if request.param == "sqlite":
-        yield Shared("sqlite", str(tmp_path / "shared.db"), "")
-        return
-    url = require_redis()
-    prefix = redis_prefix()
-    try:
-        yield Shared("redis", url, prefix)
-    finally:
-        await _delete_prefix(url, prefix)
+pool = pool_fixture(workers, processes=PROCESSES)
+shared = shared_fixture(Shared)
 
 
-async def test_each_expiry_fires_exactly_once(pool: ProcessPoolExecutor, shared: Shared) -> None:
+async def test_each_expiry_fires_exactly_once(pool: SpawnPool, shared: Shared) -> None:
     pending, _, _ = await shared.request(20)
     results = shared.race(pool, "expire", T0 + 120, {"seconds": 1.5})
     assert all(r["ticks"] > 3 for r in results), results  # the processes really overlapped
     assert sum(r["expired"] for r in results) == 20, results
 
-    gw, state, audit = workers.build(shared.backend, shared.target, shared.prefix, FakeClock(T0 + 130))
+    gw, state, audit = workers.build(shared.where, FakeClock(T0 + 130))
     async with state, audit, gw:
         statuses = Counter(a.status for a in await gw.list_approvals("mp", "t"))
         assert statuses == {"expired": 20}
@@ -101,7 +67,7 @@ async def test_each_expiry_fires_exactly_once(pool: ProcessPoolExecutor, shared:
         assert (await gw.tick())["approval_expiry"] == 0
 
 
-async def test_concurrent_approvals_execute_each_action_once(pool: ProcessPoolExecutor, shared: Shared) -> None:
+async def test_concurrent_approvals_execute_each_action_once(pool: SpawnPool, shared: Shared) -> None:
     pending, _, _ = await shared.request(10)
     links = []
     for p in pending:
@@ -114,7 +80,7 @@ async def test_concurrent_approvals_execute_each_action_once(pool: ProcessPoolEx
         total.update(r)
     assert total == {"executed": 10, "already_decided": 30, "other": 0}, results
 
-    gw, state, audit = workers.build(shared.backend, shared.target, shared.prefix, FakeClock(T0 + 20))
+    gw, state, audit = workers.build(shared.where, FakeClock(T0 + 20))
     async with state, audit, gw:
         assert int(await state.get(workers.EXECUTIONS_KEY) or 0) == 10
         assert Counter(a.status for a in await gw.list_approvals("mp", "t")) == {"approved": 10}

@@ -9,18 +9,12 @@ of them (flush claims per due time, timeout claims per deadline, D16/D17).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from acteon.outcomes import Grouped, StateChanged
-from acteon.state._base import StateStore
-from tests.conftest import require_redis
-from tests.contract.conftest import REDIS_PARAM, _delete_prefix, redis_prefix
+from tests._multiprocess import SharedStore, SpawnPool, pool_fixture, shared_fixture
 from tests.workflows import _mp_workers as w
 
 pytestmark = pytest.mark.anyio
@@ -29,40 +23,13 @@ PROCESSES = 4
 GROUPS = 12
 EVENTS = 12
 
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(PROCESSES, mp_context=ctx) as executor:
-        pids = list(executor.map(w.warm_up, [0.5] * PROCESSES))
-        assert len(set(pids)) == PROCESSES
-        yield executor
+pool = pool_fixture(w, "acteon.workflows.grouping", processes=PROCESSES)
+shared = shared_fixture()
 
 
-class Shared:
-    def __init__(self, backend: str, target: str, prefix: str) -> None:
-        self.backend, self.target, self.prefix = backend, target, prefix
-
-    def open(self) -> StateStore:
-        return w.open_state(self.backend, self.target, self.prefix)
-
-
-@pytest.fixture(params=["sqlite", REDIS_PARAM])
-async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shared]:
-    if request.param == "sqlite":
-        yield Shared("sqlite", str(tmp_path / "shared.db"), "")
-        return
-    url = require_redis()
-    prefix = redis_prefix()
-    try:
-        yield Shared("redis", url, prefix)
-    finally:
-        await _delete_prefix(url, prefix)
-
-
-async def test_each_flush_and_timeout_fires_exactly_once(pool: ProcessPoolExecutor, shared: Shared) -> None:
+async def test_each_flush_and_timeout_fires_exactly_once(pool: SpawnPool, shared: SharedStore) -> None:
     t0 = time.time()
-    state = shared.open()
+    state = shared.where.open_state()
     group_ids: set[str] = set()
     fingerprints: set[str] = set()
     async with state, w.gateway(state, t0) as gw:
@@ -77,12 +44,7 @@ async def test_each_flush_and_timeout_fires_exactly_once(pool: ProcessPoolExecut
             fingerprints.add(changed.fingerprint)
         assert len(group_ids) == GROUPS and len(fingerprints) == EVENTS
 
-        start_at = time.time() + 0.5
-        futures = [
-            pool.submit(w.run, shared.backend, shared.target, shared.prefix, k, start_at, t0 + 90, 25)
-            for k in range(PROCESSES)
-        ]
-        results = [f.result(timeout=120) for f in futures]
+        results = pool.race(w.run, shared.where, t0 + 90, 25, lead=0.5, timeout=120)
         assert sum(r["group_flush"] for r in results) == GROUPS
         assert sum(r["state_timeouts"] for r in results) == EVENTS
 

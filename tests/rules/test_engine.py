@@ -194,3 +194,18 @@ def test_merge_patch_rfc7396(target: Any, patch: Any, expected: Any) -> None:
     before = copy.deepcopy(target)
     assert merge_patch(target, patch) == expected
     assert target == before
+
+
+def test_evaluate_signatures_match_python_api() -> None:
+    """python-api.md §3 names these parameters positionally, in this order."""
+    import inspect
+
+    from acteon.rules import RuleSet
+
+    def params(fn: object) -> list[str]:
+        sig = inspect.signature(fn)  # type: ignore[arg-type]
+        return [p.name for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD][1:]
+
+    assert params(RuleSet.evaluate) == ["action", "now", "state", "env", "timezone"]
+    assert params(RuleSet.evaluate_with_trace) == [
+        "action", "include_disabled", "evaluate_all", "now", "state", "env", "timezone"]

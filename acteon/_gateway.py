@@ -83,8 +83,6 @@ from acteon.workflows._state_machines_api import StateMachinesMixin
 
 _log = logging.getLogger("acteon.gateway")
 
-# Verdicts whose handlers arrive with later features; until then they are refused
-# loudly, never treated as "allow".
 # Upstream reports no rule name for these verdicts in audit and dry-run output.
 _NAMELESS_VERDICTS = frozenset({"allow", "deduplicate"})
 

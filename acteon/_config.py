@@ -102,6 +102,7 @@ def _store_url(section: Mapping[str, Any], name: str, base: Path) -> str:
 _STATE_META = frozenset({"backend", "url", "path", "region", "table_name"})
 _AUDIT_META = frozenset({
     "backend", "url", "path", "enabled", "store_payload", "ttl_seconds", "cleanup_interval_seconds", "redact",
+    "encryption", "compliance",
 })
 
 
@@ -187,6 +188,9 @@ def gateway_kwargs_from_config(source: str | os.PathLike[str] | Mapping[str, Any
     if audit_cfg.get("enabled", bool(audit_cfg)):
         audit = _open_store(open_audit_store, audit_cfg, "audit", base, _AUDIT_META)
         owned.append(audit)
+        from acteon.audit._config import wrap_from_config
+
+        audit = wrap_from_config(audit, audit_cfg)  # redaction, encryption, hash chain, compliance
         kwargs["audit"] = audit
 
     ruleset = RuleSet()

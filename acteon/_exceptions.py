@@ -20,6 +20,7 @@
     │   └── StateBackendError
     ├── LockFailed                     the dispatch lock could not be taken in time
     ├── AuditError                     an audit store could not record or query
+    │   └── ImmutableViolation         compliance mode refused a deletion
     ├── GatewayError                   a verdict handler could not complete
     │   ├── ProviderNotFoundError      reroute to an unregistered provider
     │   ├── GroupNotFound, GroupNotPending (grouping); EventNotFound, InvalidTransition (state machines)
@@ -197,6 +198,13 @@ class AuditStorageError(AuditError):
 class AuditSerializationError(AuditError):
     def __init__(self, message: str) -> None:
         super().__init__(f"serialization error: {message}")
+
+
+class ImmutableViolation(AuditError):
+    """A compliance store with ``immutable_audit`` refused to delete records (D21)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"immutable audit violation: {message}")
 
 
 # --------------------------------------------------------------------------- gateway

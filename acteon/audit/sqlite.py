@@ -530,6 +530,56 @@ class SQLiteAuditStore(AuditStore):
                     raise _row_error(exc.__cause__, row) from exc.__cause__
                 raise
 
+    async def record_chained(
+        self, entry: AuditRecord, seal: Callable[[AuditRecord, str | None, int], AuditRecord]
+    ) -> AuditRecord:
+        """Hash-chained append in one ``BEGIN IMMEDIATE`` (state-audit.md B6/B8).
+
+        Reads the chain tip of ``(namespace, tenant)``, lets ``seal`` link and
+        hash ``entry`` after it and inserts the result, all under the file's
+        write lock, so writers in other processes queue instead of colliding.
+        Returns the stored record.
+        """
+        return await anyio.to_thread.run_sync(self._record_chained_sync, entry, seal)
+
+    def _record_chained_sync(
+        self, entry: AuditRecord, seal: Callable[[AuditRecord, str | None, int], AuditRecord]
+    ) -> AuditRecord:
+        tip_sql = (
+            f"SELECT record_hash, sequence_number FROM {self._sql.table} WHERE namespace = ? AND tenant = ?"
+            " AND sequence_number IS NOT NULL ORDER BY sequence_number DESC LIMIT 1"
+        )
+        with self._writer:
+            self._drain_locked()  # keep the order of everything recorded before
+            cur = self._call(self._pool.worker)
+
+            def append() -> tuple[AuditRecord, tuple[Any, ...]]:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    tip = cur.execute(tip_sql, (entry.namespace, entry.tenant)).fetchone()
+                    if tip is not None and tip[0] is not None:
+                        sealed = seal(entry, tip[0], int(tip[1]) + 1)
+                    else:
+                        sealed = seal(entry, None, 0)
+                    try:
+                        row = _to_row(sealed)
+                    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+                        raise AuditSerializationError(f"audit record {entry.id}: {exc}") from exc
+                    cur.execute(self._sql.insert, row)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    rollback(cur)
+                    raise
+                return sealed, row
+
+            try:
+                return self._call(append)[0]
+            except AuditStorageError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, sqlite3.IntegrityError):  # a duplicate id: name it
+                    raise _unique_error(cause, _to_row(entry)) from cause
+                raise
+
     # ------------------------------------------------------------------ reading
 
     def _read(self, fn: Callable[[sqlite3.Cursor], T]) -> T:

@@ -35,11 +35,12 @@ async def inner(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 
 
 def rec(rid: str, *, action_id: str | None = None, tenant: str = "t1", at: datetime = NOW, **kw: Any) -> AuditRecord:
-    return AuditRecord(
-        id=rid, action_id=action_id or f"a-{rid}", namespace="ns", tenant=tenant, provider="email",
-        action_type="send_email", verdict="allow", outcome="executed", dispatched_at=at,
-        completed_at=at, **kw,
-    )
+    fields: dict[str, Any] = {
+        "id": rid, "action_id": action_id or f"a-{rid}", "namespace": "ns", "tenant": tenant,
+        "provider": "email", "action_type": "send_email", "verdict": "allow", "outcome": "executed",
+        "dispatched_at": at, "completed_at": at,
+    }
+    return AuditRecord(**{**fields, **kw})
 
 
 def tamper(store: AuditStore, rid: str, **changes: Any) -> None:
@@ -51,7 +52,7 @@ def tamper(store: AuditStore, rid: str, **changes: Any) -> None:
     assert isinstance(store, SQLiteAuditStore)
     with sqlite3.connect(store.path) as conn:
         for name, value in changes.items():
-            if name == "action_payload":
+            if name in ("action_payload", "metadata"):
                 value = None if value is None else json.dumps(value)
             conn.execute(f"UPDATE acteon_audit SET {name} = ? WHERE id = ?", (value, rid))
 

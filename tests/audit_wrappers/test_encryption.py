@@ -75,7 +75,7 @@ def test_key_parsing() -> None:
         PayloadEncryptor("abcd")
     with pytest.raises(InvalidKey, match="empty"):
         PayloadEncryptor.with_keys([])
-    with pytest.raises(InvalidKey, match="key.1"):
+    with pytest.raises(InvalidKey, match=r"key\.1"):
         PayloadEncryptor.with_keys([("key.1", K1)])
 
 

@@ -91,7 +91,7 @@ async def test_redaction_runs_before_encryption(inner: AuditStore) -> None:
 
 def test_config_validation() -> None:
     with pytest.raises(TypeError, match="list of field names"):
-        RedactConfig("password")  # type: ignore[arg-type]
+        RedactConfig("password")
     with pytest.raises(ValueError, match="non-empty"):
         RedactConfig([""])
     with pytest.raises(ValueError, match=r"\[audit\] redact: unknown key"):

@@ -14,6 +14,12 @@ ProviderFactory = Callable[..., Provider]
 _BUILTIN: dict[str, str] = {
     "log": "acteon.providers.log:LogProvider",
     "webhook": "acteon.providers.webhook:WebhookProvider",
+    "slack": "acteon.providers.slack:SlackProvider",
+    "pagerduty": "acteon.providers.pagerduty:PagerDutyProvider",
+    "teams": "acteon.providers.teams:TeamsProvider",
+    "discord": "acteon.providers.discord:DiscordProvider",
+    "twilio": "acteon.providers.twilio:TwilioProvider",
+    "email": "acteon.providers.email:EmailProvider",
 }
 _registered: dict[str, ProviderFactory] = {}
 

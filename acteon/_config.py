@@ -10,6 +10,9 @@
     url = "sqlite:///acteon-audit.db"      # e.g. "redis://..." with write_behind = true
     store_payload = true
     ttl_seconds = 2592000                  # omit to keep records forever (D20)
+    redact = { enabled = true, fields = ["password"] }      # docs/audit-compliance.md
+    encryption = { keys = [{ id = "k1", key_hex = "..." }] }
+    compliance = { mode = "hipaa" }                         # none / soc2 / hipaa
     [rules]
     directory = "rules"                    # or files = ["a.yaml", "b.cel"]
     watch = true                           # hot reload on file change (default false)

@@ -218,3 +218,4 @@ async def test_aclose_is_idempotent() -> None:
     provider = SlackProvider("slack", token="t")
     await provider.aclose()
     await provider.aclose()
+    assert provider._client.is_closed

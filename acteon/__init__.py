@@ -56,6 +56,7 @@ from acteon._exceptions import (
 )
 from acteon._executor import ExecutorConfig
 from acteon._gateway import AsyncGateway
+from acteon._replay import BulkReplaySummary, ReplayError, ReplayResult
 from acteon._response import ProviderResponse
 from acteon._retry import RetryStrategy
 from acteon._settings import ExecutorSettings, GatewayConfig
@@ -91,6 +92,7 @@ __all__ = [
     "AuditError",
     "AuditSerializationError",
     "AuditStorageError",
+    "BulkReplaySummary",
     "Caller",
     "CasConflictError",
     "ChainConfigError",
@@ -137,6 +139,8 @@ __all__ = [
     "RecurringLimitError",
     "RecurringNotFoundError",
     "RecurringValidationError",
+    "ReplayError",
+    "ReplayResult",
     "RetryStrategy",
     "RuleError",
     "RuleEvaluationError",

@@ -46,6 +46,7 @@ from acteon._exceptions import (
 )
 from acteon._executor import Executor
 from acteon._management import ManagementMixin
+from acteon._replay import ReplayMixin
 from acteon._settings import GatewayConfig
 from acteon._subscriptions import EntityCatchup, SubscriptionsMixin
 from acteon.audit._base import AuditStore
@@ -148,7 +149,7 @@ def _coerce_providers(providers: ProvidersArg) -> dict[str, Provider]:
 
 class AsyncGateway(
     ApprovalsMixin, SubscriptionsMixin, ManagementMixin, RulesWatchMixin, ResilienceMixin, QuotasMixin, BudgetMixin,
-    SchedulingMixin, GroupsMixin, StateMachinesMixin, ChainsMixin,
+    SchedulingMixin, GroupsMixin, StateMachinesMixin, ChainsMixin, ReplayMixin,
 ):
     """The action gateway (async; runs on asyncio and trio through anyio).
 

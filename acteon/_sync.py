@@ -28,6 +28,7 @@ from acteon._events import EventFilter, StreamEvent
 from acteon._exceptions import ActeonError, UsageError
 from acteon._gateway import AsyncGateway, ProvidersArg, RulesArg
 from acteon._metrics import GatewayMetrics
+from acteon._replay import BulkReplaySummary, ReplayResult
 from acteon._settings import GatewayConfig
 from acteon.audit._base import AuditStore
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
@@ -286,6 +287,18 @@ class Gateway(QuotasSyncMixin, ChainsSyncMixin):
 
     def audit_get(self, action_id: str) -> AuditRecord | None:
         result: AuditRecord | None = self._call(self._async.audit_get, action_id)
+        return result
+
+    def replay_action(self, action_id: str, *, caller: Caller | None = None) -> ReplayResult:
+        """Blocking :meth:`AsyncGateway.replay_action`."""
+        result: ReplayResult = self._call(self._async.replay_action, action_id, caller=caller)
+        return result
+
+    def replay_audit(
+        self, query: AuditQuery | Mapping[str, Any] | None = None, *, caller: Caller | None = None
+    ) -> BulkReplaySummary:
+        """Blocking :meth:`AsyncGateway.replay_audit`."""
+        result: BulkReplaySummary = self._call(self._async.replay_audit, query, caller=caller)
         return result
 
     def dlq_enabled(self) -> bool:

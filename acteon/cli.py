@@ -6,6 +6,7 @@
     acteon rules test fixtures.yaml --rules rules/ [--filter spam] [--format json]
     acteon rules eval --rules rules/ --action action.json [--at 2026-01-15T14:00:00Z] [--all]
     acteon dispatch --config acteon.toml action.json [--dry-run]
+    acteon serve [--config acteon.toml] [--host 127.0.0.1] [--port 8080]
 
 ``main(argv)`` returns the exit status (0 success, 1 failed, 2 usage error)
 instead of exiting, so it can be called from tests and scripts. User mistakes
@@ -32,17 +33,19 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from acteon import _cli_dispatch, _cli_rules
+    from acteon import _cli_dispatch, _cli_rules, _cli_serve
 
     parser = argparse.ArgumentParser(
         prog="acteon",
-        description="acteon: validate, test and try out rules; dispatch actions through a configured gateway.",
+        description="acteon: validate, test and try out rules; dispatch actions through a configured gateway; "
+                    "serve the HTTP API.",
     )
     parser.add_argument("--version", action="version", version=f"acteon {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _cli_rules.add_parsers(sub)
     _cli_dispatch.add_parser(sub)
+    _cli_serve.add_parser(sub)
     return parser
 
 

@@ -52,7 +52,9 @@ def error_body(message: str, code: str) -> dict[str, str]:
     return {"error": message, "code": code, "message": message}
 
 
-def error_response(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     return JSONResponse(error_body(message, code or STATUS_CODES.get(status, "INTERNAL")), status, headers=headers)
 
 

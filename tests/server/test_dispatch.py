@@ -30,7 +30,7 @@ async def test_health_and_metrics_report_the_counters(api: API) -> None:
     assert keys[:7] == ["dispatched", "executed", "deduplicated", "suppressed", "rerouted", "throttled", "failed"]
     assert body["metrics"]["dispatched"] == 1 and body["metrics"]["executed"] == 1
     metrics = await client.get("/metrics")
-    assert metrics.status_code == 200 and metrics.json() == gw.metrics.snapshot() | metrics.json()
+    assert metrics.status_code == 200 and set(metrics.json()) == set(gw.metrics.snapshot())
     assert metrics.json()["dispatched"] == 1
 
 

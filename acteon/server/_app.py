@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from acteon._action import Action
-from acteon._caller import Caller
 from acteon._exceptions import (
     ActeonError,
     AuditSerializationError,
@@ -32,7 +31,9 @@ from acteon._replay import ReplayError
 from acteon._timefmt import coerce_datetime
 from acteon.audit._model import AuditQuery
 from acteon.resilience.breaker import CircuitBreakerNotFound
+from acteon.server import _approvals
 from acteon.server._http import (
+    ANONYMOUS,
     ApiError,
     error_body,
     error_response,
@@ -46,10 +47,6 @@ from acteon.server._http import (
 )
 
 logger = logging.getLogger("acteon.server")
-
-# No authentication in this first cut: every request runs as the anonymous
-# identity of an auth-disabled upstream server (server-api.md §0).
-ANONYMOUS = Caller(id="", auth_method="anonymous")
 
 # Key order of the upstream Metrics object (§2.1); the port's extra counters follow.
 _METRIC_ORDER = (
@@ -405,12 +402,18 @@ _ROUTES: tuple[tuple[str, Callable[[AsyncGateway], Handler], list[str]], ...] = 
     ("/admin/circuit-breakers", list_breakers, ["GET"]),
     ("/admin/circuit-breakers/{provider}/trip", trip_breaker, ["POST"]),
     ("/admin/circuit-breakers/{provider}/reset", reset_breaker, ["POST"]),
+    ("/v1/approvals", _guard(_approvals.list_approvals), ["GET"]),
+    ("/v1/approvals/{namespace}/{tenant}/{id}", _guard(_approvals.approval_status), ["GET"]),
+    ("/v1/approvals/{namespace}/{tenant}/{id}/approve", _guard(_approvals.confirmation_page), ["GET"]),
+    ("/v1/approvals/{namespace}/{tenant}/{id}/approve", _guard(_approvals.approve), ["POST"]),
+    ("/v1/approvals/{namespace}/{tenant}/{id}/reject", _guard(_approvals.confirmation_page), ["GET"]),
+    ("/v1/approvals/{namespace}/{tenant}/{id}/reject", _guard(_approvals.reject), ["POST"]),
 )
 
 ROUTE_TABLE: tuple[tuple[str, str], ...] = tuple(
     (method, path) for path, _, methods in _ROUTES for method in methods
 )
-"""Every ``(method, path)`` the server answers; anything else is a JSON 404/405."""
+"""Every ``(method, path)`` the server answers (GET routes also answer HEAD); anything else is a JSON 404/405."""
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:

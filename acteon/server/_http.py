@@ -16,7 +16,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from acteon._caller import Caller
 from acteon._timefmt import coerce_datetime
+
+# No authentication in this first cut: every request runs as the anonymous
+# identity of an auth-disabled upstream server (server-api.md §0).
+ANONYMOUS = Caller(id="", auth_method="anonymous")
 
 # axum's default body limit, which the upstream server never raises.
 MAX_BODY_BYTES = 2 * 1024 * 1024

@@ -31,7 +31,7 @@ from acteon._replay import ReplayError
 from acteon._timefmt import coerce_datetime
 from acteon.audit._model import AuditQuery
 from acteon.resilience.breaker import CircuitBreakerNotFound
-from acteon.server import _approvals
+from acteon.server import _approvals, _stream
 from acteon.server._http import (
     ANONYMOUS,
     ApiError,
@@ -402,6 +402,7 @@ _ROUTES: tuple[tuple[str, Callable[[AsyncGateway], Handler], list[str]], ...] = 
     ("/admin/circuit-breakers", list_breakers, ["GET"]),
     ("/admin/circuit-breakers/{provider}/trip", trip_breaker, ["POST"]),
     ("/admin/circuit-breakers/{provider}/reset", reset_breaker, ["POST"]),
+    ("/v1/stream", _guard(_stream.stream), ["GET"]),
     ("/v1/approvals", _guard(_approvals.list_approvals), ["GET"]),
     ("/v1/approvals/{namespace}/{tenant}/{id}", _guard(_approvals.approval_status), ["GET"]),
     ("/v1/approvals/{namespace}/{tenant}/{id}/approve", _guard(_approvals.confirmation_page), ["GET"]),

@@ -102,7 +102,7 @@ async def test_unknown_routes_and_methods_are_json(api: API) -> None:
     assert_error(await client.get("/v1/nope"), 404, "NOT_FOUND", "/v1/nope")
     # Endpoints of the upstream table this server does not have yet are plain 404s.
     assert_error(await client.get("/v1/chains", params={"namespace": "n", "tenant": "t"}), 404, "NOT_FOUND")
-    assert_error(await client.get("/v1/stream"), 404, "NOT_FOUND")
+    assert_error(await client.get("/v1/subscribe/chain/c1"), 404, "NOT_FOUND")
     wrong = await client.get("/v1/dispatch")
     assert_error(wrong, 405, "METHOD_NOT_ALLOWED")
     assert "POST" in wrong.headers["allow"]

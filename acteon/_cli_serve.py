@@ -67,7 +67,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config is not None:
         require_paths([args.config], "config file")
     try:
-        host, port = _bind(args, _server_section(args.config))
+        section = _server_section(args.config)
+        host, port = _bind(args, section)
+        # Open event streams never end by themselves: without a bound, shutdown would wait for them.
+        grace = section.get("shutdown_timeout_seconds", 30)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise CliError(f"[server] shutdown_timeout_seconds must be a non-negative number, got {grace!r}",
+                           EXIT_USAGE)
         gateway = _build_gateway(args.config)
     except ActeonError as exc:
         raise CliError(str(exc)) from None
@@ -76,7 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         server = uvicorn.Server(
-            uvicorn.Config(create_app(gateway), host=host, port=port, log_level="info", lifespan="off")
+            uvicorn.Config(create_app(gateway), host=host, port=port, log_level="info", lifespan="off",
+                           timeout_graceful_shutdown=int(grace))
         )
         # The gateway (and its background loop) lives exactly as long as the server.
         async with gateway:

@@ -150,3 +150,13 @@ async def test_batch_dry_run_and_shape_errors(api: API) -> None:
     assert_error(await client.post("/v1/dispatch/batch", json={"actions": [action()]}), 422, "VALIDATION_ERROR",
                  "JSON array")
     assert (await client.post("/v1/dispatch/batch", json=[])).json() == []
+
+
+def test_unreachable_backend_maps_to_503() -> None:
+    from acteon._exceptions import StateConnectionError, StateTimeout
+    from acteon.server._app import _gateway_failure
+
+    down = _gateway_failure(StateConnectionError("redis is down"))
+    assert (down.status, down.code) == (503, "UNAVAILABLE")
+    slow = _gateway_failure(StateTimeout(1.0))
+    assert (slow.status, slow.code) == (500, "INTERNAL")

@@ -139,3 +139,12 @@ async def test_last_event_id_replays_newer_audited_dispatches_once() -> None:
             await gw.dispatch(action(id="after"))
             (only,) = await stream.wait_for(1)
             assert json.loads(parse(only)["data"])["action_id"] == "after"
+
+
+def test_lagged_frame_has_no_id() -> None:
+    from datetime import UTC, datetime
+
+    from acteon._events import LAGGED, StreamEvent
+
+    lagged = StreamEvent(LAGGED, datetime(2026, 1, 15, tzinfo=UTC), data={"skipped": 3})
+    assert _stream.frame(lagged) == b'event:lagged\ndata:{"skipped":3}\n\n'

@@ -18,7 +18,7 @@ from acteon._exceptions import ConfigurationError, UsageError
 from acteon._metrics import GatewayMetrics
 from acteon.audit._model import AuditPage, AuditQuery, AuditRecord
 from acteon.providers._base import Provider
-from acteon.rules import EvaluationTrace, RuleSet, load_rules, load_rules_dir
+from acteon.rules import EvaluationTrace, MockState, RuleSet, load_rules, load_rules_dir
 from acteon.rules._context import Lookup
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class ManagementMixin:
         action = coerce_action(action)
         state: Any = self._state
         if mock_state:
-            state = _OverlayState(dict(mock_state), self._state)
+            state = MockState(mock_state, self._state)
         return await self._rules.aevaluate_with_trace(
             action,
             include_disabled=include_disabled,
@@ -200,20 +200,3 @@ class ManagementMixin:
                 event_type=event_type, action_id=action_id, group_id=group_id, chain_id=chain_id,
             )
         return self._events.subscribe(filter)
-
-
-class _OverlayState:
-    """Playground ``mock_state``: an override matches the canonical key or its id part."""
-
-    def __init__(self, overrides: dict[str, str], inner: Any) -> None:
-        self._overrides = overrides
-        self._inner = inner
-
-    async def get(self, key: str) -> str | None:
-        if key in self._overrides:
-            return self._overrides[key]
-        ident = key.split(":", 3)[-1]
-        if ident in self._overrides:
-            return self._overrides[ident]
-        value: str | None = await self._inner.get(key)
-        return value

@@ -117,6 +117,12 @@ class ReplayMixin:
 
     _audit: AuditStore | None
 
+    if TYPE_CHECKING:  # provided by AsyncGateway
+
+        async def dispatch(
+            self, action: Action, *, dry_run: bool = False, caller: Caller | None = None
+        ) -> Outcome: ...
+
     async def replay_action(self, action_id: str, *, caller: Caller | None = None) -> ReplayResult:
         """Replay the most recent audited dispatch of ``action_id`` through the full pipeline.
 
@@ -133,7 +139,7 @@ class ReplayMixin:
         action = action_from_record(record)
         if action is None:
             raise ReplayError("audit record has no stored payload (privacy mode was enabled)", "VALIDATION_ERROR")
-        return await _replay_one(self, record, action, caller)  # type: ignore[arg-type]
+        return await _replay_one(self, record, action, caller)
 
     async def replay_audit(
         self,
@@ -165,7 +171,7 @@ class ReplayMixin:
 
         async def run(index: int, record: AuditRecord, action: Action) -> None:
             async with limiter:
-                results[index] = await _replay_one(self, record, action, caller)  # type: ignore[arg-type]
+                results[index] = await _replay_one(self, record, action, caller)
 
         async with anyio.create_task_group() as tg:
             for index, (record, action) in enumerate(todo):
